@@ -1,0 +1,65 @@
+//! The local cache: where working copies live.
+//!
+//! ```text
+//! CACHE_DIR/
+//!   app.db-3f9a0c1d2e4b5a69/     one folder per database (key name + hash of endpoint and URL)
+//!     slot-0/                    one working copy; a session holds its lock while open
+//!       lock                     flock'ed by the session that owns the slot
+//!       db.sqlite                the working copy, an ordinary SQLite file
+//!       state.json               what was pulled (ETag, hash) and whether a session is open
+//!     slot-1/                    a second process opening the same database at once
+//!     rescued/                   unpublished changes moved aside by "discard pending"
+//! ```
+//!
+//! Sessions take the lowest free slot, so sequential sessions reuse one warm
+//! copy, and concurrent processes never share a working copy.
+
+pub mod slot;
+pub mod state;
+
+use std::path::{Path, PathBuf};
+
+use crate::store::Remote;
+
+pub use slot::Slot;
+
+/// The environment variable that overrides the default cache directory.
+pub const CACHE_DIR_ENV: &str = "SQLITE_S3_CACHE_DIR";
+
+/// The cache directory to use: the option, then `SQLITE_S3_CACHE_DIR`, then
+/// `/tmp/sqlite-s3` on AWS Lambda (the only writable place there), then the
+/// platform's cache directory, then the temporary directory.
+pub fn resolve_dir(option: Option<&Path>) -> PathBuf {
+    if let Some(dir) = option {
+        return dir.to_path_buf();
+    }
+    if let Some(dir) = std::env::var_os(CACHE_DIR_ENV).filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+        return PathBuf::from("/tmp/sqlite-s3");
+    }
+    dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("sqlite-s3")
+}
+
+/// The folder of one database inside the cache directory.
+pub fn database_dir(cache_dir: &Path, remote: &Remote) -> PathBuf {
+    let hash = blake3::hash(remote.identity().as_bytes()).to_hex();
+    let name: String = remote
+        .url()
+        .key()
+        .rsplit('/')
+        .next()
+        .unwrap_or("db")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    cache_dir.join(format!("{name}-{}", &hash[..16]))
+}

@@ -1,0 +1,198 @@
+//! The public error type.
+//!
+//! Every variant says what happened, names the database (bucket and key) or
+//! local file involved, and says what to do next. Variants are coarse on
+//! purpose: a caller matches on what it should do (retry, fix the URL, fix
+//! credentials), and reads the message for the details. No message ever
+//! contains a credential: errors are built from the URL, the key and the
+//! store's own error, never from the options.
+
+use std::path::PathBuf;
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The error returned by every fallible operation of this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The URL does not name a database this crate can open.
+    #[error("invalid database URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it and what a valid one looks like.
+        reason: String,
+    },
+
+    /// The bucket (or, for `file://`, the directory) does not exist.
+    #[error(
+        "bucket {bucket:?} does not exist (database {url}): create it first, \
+         or check the bucket name, region and endpoint"
+    )]
+    BucketNotFound {
+        /// The database URL.
+        url: String,
+        /// The bucket, or the directory for `file://` URLs.
+        bucket: String,
+    },
+
+    /// The store refused the credentials, or they lack a permission.
+    #[error(
+        "access denied to {url} ({operation}): check the credentials \
+         (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the options in code) and that \
+         they may read and write this key"
+    )]
+    AccessDenied {
+        /// The database URL.
+        url: String,
+        /// What was being done.
+        operation: &'static str,
+        /// The store's error.
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// The store could not be reached, or failed in a way that may pass.
+    #[error(
+        "could not reach the store for {url} ({operation}): {detail}. Check the \
+         endpoint and the network, then try again"
+    )]
+    Unavailable {
+        /// The database URL.
+        url: String,
+        /// What was being done.
+        operation: &'static str,
+        /// A short description of the failure.
+        detail: String,
+        /// The store's error.
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// The object at the key is not a SQLite database.
+    #[error(
+        "the object at {url} is not a SQLite database ({reason}): check the key, \
+         or delete the object to start a new database there"
+    )]
+    NotADatabase {
+        /// The database URL.
+        url: String,
+        /// What was found instead.
+        reason: String,
+    },
+
+    /// The object is a damaged SQLite database, or its download was cut short.
+    /// The local working copy was left as it was.
+    #[error(
+        "the database at {url} is damaged or its download was incomplete ({reason}); \
+         the local copy was not replaced. Try again; if it persists, restore the \
+         object from a good copy"
+    )]
+    Corrupt {
+        /// The database URL.
+        url: String,
+        /// What check failed.
+        reason: String,
+    },
+
+    /// Someone else published a newer version since this one was pulled. The
+    /// remote object was not touched.
+    #[error(
+        "conflict publishing {url}: another writer changed it since it was read \
+         ({attempts} attempt(s)); the remote copy was left untouched. Re-read \
+         and run the change again (the retrying transaction does this)"
+    )]
+    Conflict {
+        /// The database URL.
+        url: String,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+
+    /// SQLite reported an error.
+    #[error("SQL error: {0}")]
+    Sql(#[from] rusqlite::Error),
+
+    /// A working copy holds changes from an earlier session that could not be
+    /// published. They are kept in `path`.
+    #[error(
+        "unpublished changes to {url} from an earlier session are kept in {path}, \
+         and {reason}. Inspect them there; to drop them (they are moved aside, \
+         not deleted) open with the discard-pending option (--discard-pending)"
+    )]
+    UnpublishedChanges {
+        /// The database URL.
+        url: String,
+        /// Where the changes are.
+        path: PathBuf,
+        /// Why they could not be published.
+        reason: String,
+    },
+
+    /// Every working copy of this database in the cache directory is in use.
+    #[error(
+        "every working copy of {url} in {cache_dir} is in use by other sessions: \
+         close one, or use another cache directory"
+    )]
+    Busy {
+        /// The database URL.
+        url: String,
+        /// The cache directory.
+        cache_dir: PathBuf,
+    },
+
+    /// A session is in a state that does not allow the operation.
+    #[error("{0}")]
+    InvalidState(String),
+
+    /// A local file could not be read or written.
+    #[error("{operation} {path}: {source}")]
+    Io {
+        /// What was being done.
+        operation: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The store failed in a way not covered above.
+    #[error("store error for {url} ({operation}): {source}")]
+    Store {
+        /// The database URL.
+        url: String,
+        /// What was being done.
+        operation: &'static str,
+        /// The store's error.
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// The closure of a transaction gave up; nothing was published.
+    #[error("transaction aborted: {0}")]
+    Aborted(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Error {
+    /// Wraps an application error so a transaction closure can return it; the
+    /// transaction is rolled back and nothing is published.
+    pub fn abort(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::Aborted(error.into())
+    }
+
+    /// True for [`Error::Conflict`].
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Conflict { .. })
+    }
+
+    pub(crate) fn io(operation: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io {
+            operation,
+            path,
+            source,
+        }
+    }
+}

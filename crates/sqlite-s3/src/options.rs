@@ -1,0 +1,234 @@
+//! Options for opening a database: how to reach the store, where the local
+//! working copy lives, and how publishing behaves.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How to reach an S3 or S3-compatible store. Anything left unset comes from
+/// the standard AWS environment variables (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`,
+/// `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`); what is set here wins.
+///
+/// Its `Debug` output hides the secret key and the session token.
+#[derive(Clone, Default)]
+pub struct StoreOptions {
+    pub(crate) region: Option<String>,
+    pub(crate) endpoint: Option<String>,
+    pub(crate) access_key_id: Option<String>,
+    pub(crate) secret_access_key: Option<String>,
+    pub(crate) session_token: Option<String>,
+    pub(crate) allow_http: Option<bool>,
+}
+
+impl StoreOptions {
+    /// Options taken from the environment only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The region, such as `us-east-1`.
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// The endpoint of an S3-compatible server, such as
+    /// `http://127.0.0.1:9000` or `https://ACCOUNT.r2.cloudflarestorage.com`.
+    /// An `http://` endpoint is allowed without further settings.
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Static credentials.
+    pub fn credentials(mut self, access_key_id: impl Into<String>, secret_access_key: impl Into<String>) -> Self {
+        self.access_key_id = Some(access_key_id.into());
+        self.secret_access_key = Some(secret_access_key.into());
+        self
+    }
+
+    /// A session token, for temporary credentials.
+    pub fn session_token(mut self, token: impl Into<String>) -> Self {
+        self.session_token = Some(token.into());
+        self
+    }
+
+    /// Allows or forbids plain HTTP. By default it is allowed exactly when the
+    /// endpoint starts with `http://`.
+    pub fn allow_http(mut self, allow: bool) -> Self {
+        self.allow_http = Some(allow);
+        self
+    }
+}
+
+impl fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "<hidden>");
+        f.debug_struct("StoreOptions")
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &hidden(&self.secret_access_key))
+            .field("session_token", &hidden(&self.session_token))
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
+}
+
+/// How a publish treats a remote that changed since it was pulled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteMode {
+    /// Publish only over the version that was pulled (a conditional write);
+    /// otherwise fail with [`Error::Conflict`](crate::Error::Conflict).
+    #[default]
+    Conditional,
+    /// Overwrite whatever is there. Another writer's changes made since the
+    /// pull are lost: this is what the original PHP library did, and is only
+    /// for callers who ask for it.
+    LastWriterWins,
+}
+
+/// What to do at open with changes an earlier session committed to the
+/// working copy but never published (it was dropped, or its process died).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PendingChanges {
+    /// Publish them if the remote has not changed since they were made;
+    /// otherwise fail with [`Error::UnpublishedChanges`](crate::Error::UnpublishedChanges)
+    /// and keep them where they are.
+    #[default]
+    Publish,
+    /// Move them aside (into the cache's `rescued` folder) and start from the
+    /// remote version.
+    Discard,
+}
+
+/// Retries of the retrying transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included (at least 1).
+    pub max_attempts: u32,
+    /// Upper bound of the first backoff; it doubles after each conflict.
+    pub base_delay: Duration,
+    /// Upper bound of any backoff.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before try `attempt + 1` after `attempt` conflicts: a random
+    /// duration up to `min(max_delay, base_delay * 2^(attempt-1))` ("full
+    /// jitter"), so that writers that collided do not collide again.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+        let cap = exp.min(self.max_delay);
+        cap.mul_f64(fastrand::f64())
+    }
+}
+
+/// Everything that shapes a session.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub(crate) store: StoreOptions,
+    pub(crate) cache_dir: Option<PathBuf>,
+    pub(crate) write_mode: WriteMode,
+    pub(crate) pending: PendingChanges,
+    pub(crate) retry: RetryPolicy,
+}
+
+impl Options {
+    /// Default options: store settings from the environment, the default
+    /// cache directory, conditional writes, 10 tries per transaction.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How to reach the store.
+    pub fn store(mut self, store: StoreOptions) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// Shorthand for a store option: the region.
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.store = self.store.region(region);
+        self
+    }
+
+    /// Shorthand for a store option: the endpoint.
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.store = self.store.endpoint(endpoint);
+        self
+    }
+
+    /// The directory holding local working copies. Without it:
+    /// `SQLITE_S3_CACHE_DIR`, then `/tmp/sqlite-s3` on AWS Lambda, then the
+    /// platform's cache directory (`~/.cache/sqlite-s3` on Linux).
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Conditional writes (the default) or last writer wins.
+    pub fn write_mode(mut self, mode: WriteMode) -> Self {
+        self.write_mode = mode;
+        self
+    }
+
+    /// What to do with unpublished changes found at open.
+    pub fn pending_changes(mut self, pending: PendingChanges) -> Self {
+        self.pending = pending;
+        self
+    }
+
+    /// Retries of the retrying transaction.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Shorthand: tries in all for the retrying transaction (at least 1).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.retry.max_attempts = attempts.max(1);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_secrets() {
+        let opts = StoreOptions::new()
+            .credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG")
+            .session_token("FwoGZXIvYXdzEJr");
+        let shown = format!("{:?}", Options::new().store(opts));
+        assert!(shown.contains("AKIDEXAMPLE"));
+        assert!(!shown.contains("wJalrXUtnFEMI"));
+        assert!(!shown.contains("FwoGZXIvYXdzEJr"));
+    }
+
+    #[test]
+    fn backoff_is_bounded_and_grows() {
+        let policy = RetryPolicy::default();
+        for attempt in 1..40 {
+            let cap = policy
+                .base_delay
+                .saturating_mul(1 << (attempt - 1).min(20))
+                .min(policy.max_delay);
+            assert!(policy.backoff(attempt) <= cap);
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! The session: a local working copy of a remote database, kept in step with
+//! the remote by pulls and conditional publishes.
+//!
+//! Life of a session:
+//! 1. **Open**: lock a slot of the cache, settle whatever an earlier session
+//!    left unpublished there ([`recovery`]), pull (one conditional GET when
+//!    the copy is warm), open a SQLite connection on the working copy.
+//! 2. **Work**: the application uses the [`rusqlite::Connection`].
+//! 3. **Publish**: if the file changed since the pull, upload it with a
+//!    condition on the pulled version; a failed condition is
+//!    [`Error::Conflict`] and the remote is untouched.
+//! 4. **Close**: publish, then mark the slot clean and unlock it.
+//!
+//! [`Session::transaction`] wraps 2-3 in a loop that re-pulls and re-runs the
+//! closure on conflict.
+
+mod publish;
+mod recovery;
+mod transaction;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use rusqlite::Connection;
+
+use crate::cache::{self, Slot, state::Status};
+use crate::error::{Error, Result};
+use crate::layout::{Layout, Pulled, RemoteVersion, single::SingleObject};
+use crate::location::DatabaseUrl;
+use crate::options::Options;
+use crate::sqlite::{self, header};
+use crate::store::Remote;
+
+/// What a publish did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishOutcome {
+    /// The working copy had not changed since it was pulled: nothing was sent.
+    Unchanged,
+    /// A new version was published.
+    Published {
+        /// Bytes uploaded.
+        bytes: u64,
+    },
+}
+
+/// What a refresh did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The working copy already held the newest version.
+    Unchanged,
+    /// A newer version was downloaded.
+    Downloaded {
+        /// Bytes downloaded.
+        bytes: u64,
+    },
+    /// There is no database at the key: the working copy is empty.
+    Absent,
+}
+
+/// A session on one remote database. See the module docs.
+///
+/// Dropping a session without [`close`](Session::close) publishes nothing:
+/// committed changes stay in the working copy, a warning is logged, and the
+/// next session that opens this database publishes them (or reports why it
+/// cannot).
+#[derive(Debug)]
+pub struct Session {
+    remote: Remote,
+    options: Options,
+    layout: Arc<dyn Layout>,
+    slot: Slot,
+    conn: Option<Connection>,
+    /// Set by the commit hook when the connection commits a write.
+    wrote: Arc<AtomicBool>,
+    /// When the working copy was last known to match the remote.
+    last_sync: Instant,
+    closed: bool,
+}
+
+impl Session {
+    /// Opens the database a URL names (`s3://`, `file://`, `memory://`).
+    ///
+    /// # Failure
+    /// Any [`Error`] of [`Remote::connect`] and [`Session::open_remote`].
+    pub async fn open(url: &str, options: &Options) -> Result<Self> {
+        Self::open_remote(Remote::connect(url, &options.store)?, options).await
+    }
+
+    /// Opens a database in a store built elsewhere.
+    ///
+    /// # Failure
+    /// [`Error::BucketNotFound`], [`Error::AccessDenied`],
+    /// [`Error::Unavailable`] when the store cannot be used;
+    /// [`Error::NotADatabase`] or [`Error::Corrupt`] when the object is not a
+    /// sound SQLite database (the working copy is then left as it was);
+    /// [`Error::UnpublishedChanges`] when an earlier session left changes
+    /// that cannot be published; [`Error::Busy`] when every slot is taken.
+    pub async fn open_remote(remote: Remote, options: &Options) -> Result<Self> {
+        let cache_dir = cache::resolve_dir(options.cache_dir.as_deref());
+        let db_dir = cache::database_dir(&cache_dir, &remote);
+        let slot = Slot::acquire(&db_dir)?.ok_or_else(|| Error::Busy {
+            url: remote.url().to_string(),
+            cache_dir: cache_dir.clone(),
+        })?;
+        let mut session = Session {
+            remote,
+            options: options.clone(),
+            layout: Arc::new(SingleObject),
+            slot,
+            conn: None,
+            wrote: Arc::default(),
+            last_sync: Instant::now(),
+            closed: false,
+        };
+        session.slot.state.url = session.remote.url().to_string();
+        recovery::settle(
+            &mut session.slot,
+            &session.remote,
+            session.layout.as_ref(),
+            &session.options,
+        )
+        .await?;
+        for sibling in session.slot.siblings() {
+            if let Some(mut other) = Slot::try_lock(&sibling)? {
+                recovery::settle(&mut other, &session.remote, session.layout.as_ref(), &session.options).await?;
+            }
+        }
+        session.slot.state.status = Status::Open;
+        session.slot.save()?;
+        session.pull().await?;
+        session.connect()?;
+        Ok(session)
+    }
+
+    /// The SQLite connection on the working copy.
+    pub fn connection(&self) -> &Connection {
+        self.conn
+            .as_ref()
+            .expect("a session has a connection between operations")
+    }
+
+    /// The SQLite connection, for transactions.
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        self.conn
+            .as_mut()
+            .expect("a session has a connection between operations")
+    }
+
+    /// The database URL.
+    pub fn url(&self) -> &DatabaseUrl {
+        self.remote.url()
+    }
+
+    /// The working copy: an ordinary SQLite file.
+    pub fn working_copy(&self) -> PathBuf {
+        self.slot.db_path()
+    }
+
+    /// The remote version the working copy was pulled from or last published
+    /// as (`None`: the database does not exist remotely yet).
+    pub fn version(&self) -> Option<&RemoteVersion> {
+        self.slot.state.version.as_ref()
+    }
+
+    /// Whether the working copy differs from what was pulled or published.
+    pub fn has_unpublished_changes(&self) -> Result<bool> {
+        sqlite::checkpoint(self.connection())?;
+        let (hash, _) = sqlite::hash_file(&self.slot.db_path())?;
+        Ok(self.slot.state.pulled_hash.as_deref() != Some(hash.to_hex().as_str()))
+    }
+
+    /// Brings the working copy up to date: one conditional GET, and a download
+    /// only when the remote changed.
+    ///
+    /// # Failure
+    /// [`Error::InvalidState`] when the working copy has unpublished changes
+    /// (publish or discard them first), and the errors of [`Session::open_remote`].
+    pub async fn refresh(&mut self) -> Result<RefreshOutcome> {
+        if self.has_unpublished_changes()? {
+            return Err(Error::InvalidState(format!(
+                "the working copy of {} has unpublished changes: publish or discard them before refreshing",
+                self.remote.url()
+            )));
+        }
+        self.pull().await
+    }
+
+    /// Publishes the working copy if it changed since it was pulled: one
+    /// conditional PUT. A read-only session sends nothing.
+    ///
+    /// # Failure
+    /// [`Error::Conflict`] when someone else published first: the remote is
+    /// untouched and the changes stay in the working copy (publish them with
+    /// [`WriteMode::LastWriterWins`](crate::WriteMode::LastWriterWins) or
+    /// [`discard`](Session::discard) them). [`Error::InvalidState`] when a
+    /// transaction is open. Store errors as for [`Session::open_remote`]; after
+    /// [`Error::Unavailable`] the outcome is unknown, and the next publish or
+    /// open finds out.
+    pub async fn publish(&mut self) -> Result<PublishOutcome> {
+        sqlite::checkpoint(self.connection())?;
+        let db = self.slot.db_path();
+        let (hash, bytes) = sqlite::hash_file(&db)?;
+        if self.slot.state.pulled_hash.as_deref() == Some(hash.to_hex().as_str()) {
+            self.wrote.store(false, Ordering::SeqCst);
+            return Ok(PublishOutcome::Unchanged);
+        }
+        publish::publish_slot(
+            &mut self.slot,
+            &self.remote,
+            self.layout.as_ref(),
+            self.options.write_mode,
+            hash,
+        )
+        .await?;
+        self.wrote.store(false, Ordering::SeqCst);
+        self.last_sync = Instant::now();
+        Ok(PublishOutcome::Published { bytes })
+    }
+
+    /// Throws away unpublished changes and pulls the newest version (a full
+    /// download).
+    ///
+    /// # Failure
+    /// The errors of a pull. The working copy is then an empty database that
+    /// is not taken for any remote version: publishing it could only create
+    /// a database that does not exist yet.
+    pub async fn discard(&mut self) -> Result<RefreshOutcome> {
+        self.disconnect()?;
+        self.slot.state.pulled_hash = None;
+        self.slot.save()?;
+        let outcome = match self.pull().await {
+            Ok(outcome) => Ok(outcome),
+            Err(e) => {
+                self.replace_working_copy(None, None)?;
+                Err(e)
+            }
+        };
+        self.wrote.store(false, Ordering::SeqCst);
+        self.connect()?;
+        outcome
+    }
+
+    /// Publishes what changed, then releases the working copy.
+    ///
+    /// # Failure
+    /// The errors of [`Session::publish`]; the changes then stay in the
+    /// working copy, and the next session publishes them or reports why not.
+    pub async fn close(mut self) -> Result<()> {
+        self.publish().await?;
+        self.disconnect()?;
+        self.slot.state.status = Status::Clean;
+        self.slot.save()?;
+        self.closed = true;
+        Ok(())
+    }
+
+    /// Downloads the newest version unless the working copy holds it. The
+    /// working copy must have no unpublished changes.
+    async fn pull(&mut self) -> Result<RefreshOutcome> {
+        let db = self.slot.db_path();
+        let have_copy = db.exists() && self.slot.state.pulled_hash.is_some();
+        let known = if have_copy {
+            self.slot.state.version.clone()
+        } else {
+            None
+        };
+        let dest = self.slot.download_path();
+        let pulled = self.layout.pull(&self.remote, known.as_ref(), &dest).await;
+        let outcome = match pulled {
+            Err(e) => {
+                remove_database(&dest)?;
+                return Err(e);
+            }
+            Ok(Pulled::Unchanged) => RefreshOutcome::Unchanged,
+            Ok(Pulled::Absent) => {
+                if !have_copy || self.slot.state.version.is_some() {
+                    self.replace_working_copy(None, None)?;
+                }
+                RefreshOutcome::Absent
+            }
+            Ok(Pulled::Downloaded { version, hash, bytes }) => {
+                if let Err(e) = self.check_download(&dest, bytes).await {
+                    remove_database(&dest)?;
+                    return Err(e);
+                }
+                self.replace_working_copy(Some(&dest), Some((version, hash)))?;
+                RefreshOutcome::Downloaded { bytes }
+            }
+        };
+        self.last_sync = Instant::now();
+        Ok(outcome)
+    }
+
+    /// Checks that a download is a sound SQLite database.
+    async fn check_download(&self, dest: &Path, bytes: u64) -> Result<()> {
+        let url = self.remote.url().to_string();
+        let head = sqlite::read_head(dest, 100)?;
+        header::check(&head, bytes).map_err(|problem| match problem {
+            header::Problem::NotADatabase(reason) => Error::NotADatabase {
+                url: url.clone(),
+                reason,
+            },
+            header::Problem::Corrupt(reason) => Error::Corrupt {
+                url: url.clone(),
+                reason,
+            },
+        })?;
+        if bytes > 0 {
+            let path = dest.to_path_buf();
+            tokio::task::spawn_blocking(move || sqlite::quick_check(&path))
+                .await
+                .expect("quick_check does not panic")
+                .map_err(|reason| Error::Corrupt { url, reason })?;
+        }
+        Ok(())
+    }
+
+    /// Puts a checked download (or, with `None`, an empty database) in place
+    /// of the working copy, and records what it is.
+    fn replace_working_copy(
+        &mut self,
+        download: Option<&Path>,
+        pulled: Option<(RemoteVersion, blake3::Hash)>,
+    ) -> Result<()> {
+        let reconnect = self.conn.is_some();
+        self.disconnect()?;
+        let db = self.slot.db_path();
+        remove_database(&db)?;
+        let hash = match (download, pulled) {
+            (Some(file), Some((version, hash))) => {
+                std::fs::rename(file, &db).map_err(Error::io("renaming into place", &db))?;
+                self.slot.state.version = Some(version);
+                hash
+            }
+            _ => {
+                std::fs::write(&db, b"").map_err(Error::io("creating", &db))?;
+                self.slot.state.version = None;
+                blake3::hash(b"")
+            }
+        };
+        self.slot.state.pulled_hash = Some(hash.to_hex().to_string());
+        self.slot.state.publishing = None;
+        self.slot.save()?;
+        if reconnect {
+            self.connect()?;
+        }
+        Ok(())
+    }
+
+    fn connect(&mut self) -> Result<()> {
+        let conn = sqlite::open(&self.slot.db_path())?;
+        let wrote = self.wrote.clone();
+        conn.commit_hook(Some(move || {
+            wrote.store(true, Ordering::SeqCst);
+            false
+        }));
+        self.conn = Some(conn);
+        Ok(())
+    }
+
+    fn disconnect(&mut self) -> Result<()> {
+        if let Some(conn) = self.conn.take() {
+            conn.close().map_err(|(_, e)| Error::Sql(e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !self.closed && self.wrote.load(Ordering::SeqCst) {
+            tracing::warn!(
+                "a session on {} was dropped with unpublished changes; they stay in {} \
+                 and the next open of this database publishes them or says why it cannot",
+                self.remote.url(),
+                self.slot.db_path().display()
+            );
+        }
+    }
+}
+
+/// Removes a database file and the journal, WAL and shared-memory files
+/// beside it. A stale WAL next to a new database file would corrupt it.
+fn remove_database(db: &Path) -> Result<()> {
+    for path in std::iter::once(db.to_path_buf()).chain(sqlite::side_files(db)) {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("removing", path)(e)),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! Changes left behind: a session that was dropped without closing, or whose
+//! process died, leaves its slot marked open. The next session to lock that
+//! slot settles it here, before pulling:
+//!
+//! 1. SQLite opens the working copy, which rolls back a half-done
+//!    transaction (hot journal) or replays the WAL, and folds the WAL in.
+//! 2. If the file still hashes to what was pulled, there is nothing to do.
+//! 3. If a publish was in flight and the remote lineage holds its token, it
+//!    landed: record it.
+//! 4. Otherwise there are unpublished committed changes. With
+//!    [`PendingChanges::Publish`] (the default) they are published over the
+//!    version they were made on; if the remote moved on since, publishing
+//!    would overwrite someone's work, so the open fails with
+//!    [`Error::UnpublishedChanges`] and the file stays where it is. With
+//!    [`PendingChanges::Discard`] the file is moved to the `rescued` folder.
+
+use crate::cache::{Slot, state::Status};
+use crate::error::{Error, Result};
+use crate::layout::Layout;
+use crate::options::{Options, PendingChanges};
+use crate::sqlite;
+use crate::store::Remote;
+
+use super::{publish, remove_database};
+
+/// Settles a slot an earlier session left open. See the module docs.
+pub(crate) async fn settle(slot: &mut Slot, remote: &Remote, layout: &dyn Layout, options: &Options) -> Result<()> {
+    if slot.state.status == Status::Clean {
+        return Ok(());
+    }
+    let db = slot.db_path();
+    if db.exists() {
+        let conn = sqlite::open(&db)?;
+        sqlite::checkpoint(&conn)?;
+        conn.close().map_err(|(_, e)| Error::Sql(e))?;
+        let (hash, _) = sqlite::hash_file(&db)?;
+        if slot.state.pulled_hash.as_deref() != Some(hash.to_hex().as_str()) {
+            handle_pending(slot, remote, layout, options, hash).await?;
+        }
+    }
+    slot.state.status = Status::Clean;
+    slot.state.publishing = None;
+    slot.save()
+}
+
+async fn handle_pending(
+    slot: &mut Slot,
+    remote: &Remote,
+    layout: &dyn Layout,
+    options: &Options,
+    hash: blake3::Hash,
+) -> Result<()> {
+    let db = slot.db_path();
+    if let Some(token) = slot.state.publishing.clone()
+        && let Some(published) = layout.landed(remote, &token).await?
+    {
+        tracing::info!("a publish of {} from an earlier session had landed", remote.url());
+        publish::record(slot, published, hash);
+        return Ok(());
+    }
+    match options.pending {
+        PendingChanges::Discard => {
+            let rescue = slot.rescue_dir();
+            std::fs::create_dir_all(&rescue).map_err(Error::io("creating", &rescue))?;
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis();
+            let target = rescue.join(format!("{stamp}-{}.sqlite", fastrand::u32(..)));
+            std::fs::rename(&db, &target).map_err(Error::io("moving aside", &db))?;
+            remove_database(&db)?;
+            slot.state.version = None;
+            slot.state.pulled_hash = None;
+            tracing::warn!(
+                "unpublished changes to {} were discarded; they are kept in {}",
+                remote.url(),
+                target.display()
+            );
+            Ok(())
+        }
+        PendingChanges::Publish => match publish::publish_slot(slot, remote, layout, options.write_mode, hash).await {
+            Ok(()) => {
+                tracing::info!("published changes to {} left by an earlier session", remote.url());
+                Ok(())
+            }
+            Err(Error::Conflict { .. }) => Err(Error::UnpublishedChanges {
+                url: remote.url().to_string(),
+                path: db,
+                reason: "the remote changed since they were made, so publishing them would \
+                             overwrite another writer's changes"
+                    .into(),
+            }),
+            Err(e) => Err(e),
+        },
+    }
+}

@@ -1,0 +1,95 @@
+//! Everything that touches SQLite itself: opening the working copy, checking
+//! a download, making the file complete before it is hashed or uploaded.
+//!
+//! This is the one module that uses the SQLite driver; the rest of the crate
+//! works on files.
+
+pub mod header;
+
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{Error, Result};
+
+/// How long a statement waits for a lock held by another connection.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens the working copy for reading and writing.
+pub fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+/// Runs `PRAGMA quick_check` on a file (a fresh download). Returns what
+/// SQLite found wrong, if anything.
+pub fn quick_check(path: &Path) -> std::result::Result<(), String> {
+    let check = || -> rusqlite::Result<Vec<String>> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        let mut stmt = conn.prepare("PRAGMA quick_check")?;
+        let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+        rows.collect()
+    };
+    match check() {
+        Ok(rows) if rows == ["ok"] => Ok(()),
+        Ok(rows) => Err(format!("quick_check: {}", rows.join("; "))),
+        Err(e) => Err(format!("SQLite cannot read it: {e}")),
+    }
+}
+
+/// Makes the main database file complete: in WAL mode, copies every
+/// committed frame into it and empties the WAL. A no-op in rollback-journal
+/// mode, where the main file is complete whenever no transaction is open.
+///
+/// # Failure
+/// [`Error::InvalidState`] when a transaction is open on `conn`, or when
+/// another connection's reader keeps the checkpoint from finishing.
+pub fn checkpoint(conn: &Connection) -> Result<()> {
+    if !conn.is_autocommit() {
+        return Err(Error::InvalidState(
+            "a transaction is still open on the connection: commit or roll it back before publishing".into(),
+        ));
+    }
+    let (busy, log, done): (i64, i64, i64) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
+    if busy != 0 || log != done {
+        return Err(Error::InvalidState(format!(
+            "could not copy the write-ahead log into the database ({done} of {log} frames): \
+             another connection is reading it; finish it and publish again"
+        )));
+    }
+    Ok(())
+}
+
+/// Hashes a file; returns the hash and the length.
+pub fn hash_file(path: &Path) -> Result<(blake3::Hash, u64)> {
+    let mut hasher = blake3::Hasher::new();
+    let file = std::fs::File::open(path).map_err(Error::io("reading", path))?;
+    hasher.update_reader(file).map_err(Error::io("reading", path))?;
+    Ok((hasher.finalize(), hasher.count()))
+}
+
+/// Reads the first `n` bytes of a file (fewer if it is shorter).
+pub fn read_head(path: &Path, n: usize) -> Result<Vec<u8>> {
+    let file = std::fs::File::open(path).map_err(Error::io("reading", path))?;
+    let mut head = Vec::with_capacity(n);
+    file.take(n as u64)
+        .read_to_end(&mut head)
+        .map_err(Error::io("reading", path))?;
+    Ok(head)
+}
+
+/// The files SQLite keeps beside a database: journal, WAL, shared memory.
+pub fn side_files(db: &Path) -> [std::path::PathBuf; 3] {
+    let with = |suffix: &str| {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        std::path::PathBuf::from(name)
+    };
+    [with("-journal"), with("-wal"), with("-shm")]
+}

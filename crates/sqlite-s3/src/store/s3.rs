@@ -1,0 +1,53 @@
+//! S3 and S3-compatible servers.
+
+use std::time::Duration;
+
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::{ClientConfigKey, RetryConfig};
+
+use crate::error::{Error, Result};
+use crate::location::DatabaseUrl;
+use crate::options::StoreOptions;
+
+/// Builds the store for an `s3://` URL: the AWS environment first, then the
+/// options in code. Returns the endpoint in use, if any.
+pub(super) fn build(url: &DatabaseUrl, options: &StoreOptions) -> Result<(AmazonS3, Option<String>)> {
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(url.bucket());
+    if let Some(region) = &options.region {
+        builder = builder.with_region(region);
+    }
+    if let Some(endpoint) = &options.endpoint {
+        builder = builder.with_endpoint(endpoint);
+    }
+    if let Some(key) = &options.access_key_id {
+        builder = builder.with_access_key_id(key);
+    }
+    if let Some(secret) = &options.secret_access_key {
+        builder = builder.with_secret_access_key(secret);
+    }
+    if let Some(token) = &options.session_token {
+        builder = builder.with_token(token);
+    }
+    let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
+    let plain_http = endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
+    if let Some(allow) = options.allow_http.or(plain_http.then_some(true)) {
+        builder = builder.with_allow_http(allow);
+    }
+    // A few quick retries: an unreachable endpoint is reported in seconds,
+    // not after object_store's default three minutes. Requests may take long
+    // enough to move a large database in one PUT.
+    builder = builder
+        .with_retry(RetryConfig {
+            max_retries: 3,
+            retry_timeout: Duration::from_secs(20),
+            ..RetryConfig::default()
+        })
+        .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout), "5s")
+        .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "15m");
+    let store = builder.build().map_err(|source| Error::Store {
+        url: url.to_string(),
+        operation: "configuring the S3 client",
+        source,
+    })?;
+    Ok((store, endpoint))
+}
