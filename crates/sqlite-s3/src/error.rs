@@ -27,14 +27,21 @@ pub enum Error {
 
     /// The bucket (or, for `file://`, the directory) does not exist.
     #[error(
-        "bucket {bucket:?} does not exist (database {url}): create it first, \
-         or check the bucket name, region and endpoint"
+        "the bucket or directory {bucket:?} of {url} does not exist: create it first \
+         (aws s3 mb, or mkdir -p), or check its name, the region and the endpoint"
     )]
     BucketNotFound {
         /// The database URL.
         url: String,
         /// The bucket, or the directory for `file://` URLs.
         bucket: String,
+    },
+
+    /// There is no database at the key yet (for operations that only read).
+    #[error("the database {url} does not exist yet: create it by writing to it (sqlite-s3 exec URL SQL)")]
+    DatabaseNotFound {
+        /// The database URL.
+        url: String,
     },
 
     /// The store refused the credentials, or they lack a permission.

@@ -6,7 +6,8 @@
 //!
 //! - Next to each object `dir/NAME` lives a small version file
 //!   `dir/.NAME.sqlite-s3-version` holding a random token that changes with
-//!   every write made through this store.
+//!   every write made through this store, then the object's user metadata
+//!   (`x-amz-meta-*` on S3), one `key=value` a line.
 //! - The ETag of an object is `TOKEN:FILE-ETAG`, where the file ETag is
 //!   object_store's own (inode, modification time, size) of the file that
 //!   was actually read. An object rewritten by another program changes the
@@ -33,7 +34,7 @@ use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
-    Attributes, CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    Attribute, Attributes, CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 
@@ -84,8 +85,8 @@ impl LocalStore {
         path
     }
 
-    fn read_token(path: &std::path::Path) -> String {
-        std::fs::read_to_string(path).unwrap_or_default()
+    fn read_version(path: &std::path::Path) -> (String, Attributes) {
+        parse_version(&std::fs::read_to_string(path).unwrap_or_default())
     }
 
     async fn current_etag(&self, location: &Path, token: &str) -> object_store::Result<Option<String>> {
@@ -95,6 +96,31 @@ impl LocalStore {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The token and the metadata of a version file.
+fn parse_version(text: &str) -> (String, Attributes) {
+    let mut lines = text.lines();
+    let token = lines.next().unwrap_or_default().to_string();
+    let mut attributes = Attributes::new();
+    for (key, value) in lines.filter_map(|l| l.split_once('=')) {
+        attributes.insert(Attribute::Metadata(key.to_string().into()), value.to_string().into());
+    }
+    (token, attributes)
+}
+
+/// A version file's text: the token, then the user metadata that fits on a line.
+fn format_version(token: &str, attributes: &Attributes) -> String {
+    let mut text = format!("{token}\n");
+    for (attribute, value) in attributes {
+        if let Attribute::Metadata(key) = attribute
+            && !key.contains(['=', '\n'])
+            && !value.contains('\n')
+        {
+            text.push_str(&format!("{key}={}\n", value.as_ref()));
+        }
+    }
+    text
 }
 
 fn compose(token: &str, meta: &ObjectMeta) -> String {
@@ -133,16 +159,16 @@ impl VersionLock {
     }
 
     fn token(&mut self) -> std::io::Result<String> {
-        let mut token = String::new();
+        let mut text = String::new();
         self.file.seek(SeekFrom::Start(0))?;
-        self.file.read_to_string(&mut token)?;
-        Ok(token)
+        self.file.read_to_string(&mut text)?;
+        Ok(parse_version(&text).0)
     }
 
-    fn set_token(&mut self, token: &str) -> std::io::Result<()> {
+    fn write(&mut self, text: &str) -> std::io::Result<()> {
         self.file.set_len(0)?;
         self.file.seek(SeekFrom::Start(0))?;
-        self.file.write_all(token.as_bytes())?;
+        self.file.write_all(text.as_bytes())?;
         self.file.sync_data()
     }
 }
@@ -186,6 +212,7 @@ impl ObjectStore for LocalStore {
             }
             _ => {}
         }
+        let metadata = opts.attributes.clone();
         let inner_opts = PutOptions {
             mode: PutMode::Overwrite,
             attributes: Attributes::new(),
@@ -193,7 +220,7 @@ impl ObjectStore for LocalStore {
         };
         let written = self.inner.put_opts(location, payload, inner_opts).await?;
         let new_token = format!("{:016x}", fastrand::u64(..));
-        lock.set_token(&new_token).map_err(generic)?;
+        lock.write(&format_version(&new_token, &metadata)).map_err(generic)?;
         Ok(PutResult {
             e_tag: Some(format!("{new_token}:{}", written.e_tag.as_deref().unwrap_or(""))),
             ..written
@@ -217,7 +244,7 @@ impl ObjectStore for LocalStore {
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
-        let token = Self::read_token(&self.version_file(location));
+        let (token, metadata) = Self::read_version(&self.version_file(location));
         let GetOptions {
             if_match,
             if_none_match,
@@ -245,6 +272,7 @@ impl ObjectStore for LocalStore {
             });
         }
         result.meta.e_tag = Some(etag);
+        result.attributes = metadata;
         Ok(result)
     }
 
@@ -331,6 +359,22 @@ mod tests {
         std::fs::write(dir.path().join("app.db"), "three").unwrap();
         let err = store.put_opts(&key, "stale".into(), update(&second)).await.unwrap_err();
         assert!(matches!(err, object_store::Error::Precondition { .. }), "{err}");
+
+        // User metadata is kept, as S3 keeps x-amz-meta-*.
+        let mut attributes = Attributes::new();
+        attributes.insert(Attribute::Metadata("lineage".into()), "a,b".into());
+        let options = PutOptions {
+            attributes,
+            ..PutMode::Overwrite.into()
+        };
+        store.put_opts(&key, "four".into(), options).await.unwrap();
+        let got = store.get(&key).await.unwrap();
+        assert_eq!(
+            got.attributes
+                .get(&Attribute::Metadata("lineage".into()))
+                .map(|v| v.as_ref()),
+            Some("a,b")
+        );
 
         // Version files are not objects.
         let listed: Vec<_> = store

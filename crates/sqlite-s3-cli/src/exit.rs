@@ -1,0 +1,51 @@
+//! Exit codes: each class of failure a script may want to tell apart.
+
+use sqlite_s3::Error;
+
+/// Anything not listed below.
+pub const FAILURE: u8 = 1;
+/// A malformed command line or URL (clap uses 2 for usage errors too).
+pub const USAGE: u8 = 2;
+/// SQLite rejected the SQL.
+pub const SQL: u8 = 3;
+/// Another writer kept winning: still a conflict after every retry.
+pub const CONFLICT: u8 = 4;
+/// The store could not be reached.
+pub const UNAVAILABLE: u8 = 5;
+/// The credentials were refused or lack a permission.
+pub const ACCESS_DENIED: u8 = 6;
+/// The bucket, or the database, does not exist.
+pub const NOT_FOUND: u8 = 7;
+/// The object is not a sound SQLite database.
+pub const NOT_A_DATABASE: u8 = 8;
+/// Unpublished changes from an earlier session, or every working copy busy.
+pub const LOCAL_STATE: u8 = 9;
+
+/// The exit code for an error.
+pub fn code(error: &Error) -> u8 {
+    match error {
+        Error::InvalidUrl { .. } => USAGE,
+        Error::Sql(_) => SQL,
+        Error::Conflict { .. } => CONFLICT,
+        Error::Unavailable { .. } => UNAVAILABLE,
+        Error::AccessDenied { .. } => ACCESS_DENIED,
+        Error::BucketNotFound { .. } | Error::DatabaseNotFound { .. } => NOT_FOUND,
+        Error::NotADatabase { .. } | Error::Corrupt { .. } => NOT_A_DATABASE,
+        Error::UnpublishedChanges { .. } | Error::Busy { .. } => LOCAL_STATE,
+        _ => FAILURE,
+    }
+}
+
+/// The table printed by `--help`.
+pub const HELP: &str = "\
+Exit codes:
+  0  success
+  1  any other failure
+  2  malformed command line or URL
+  3  SQL error
+  4  conflict: another writer kept winning after every retry
+  5  the store could not be reached
+  6  access denied (credentials refused or lacking a permission)
+  7  the bucket, or the database, does not exist
+  8  the object is not a sound SQLite database
+  9  unpublished changes from an earlier session, or every working copy busy";

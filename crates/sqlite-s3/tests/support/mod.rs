@@ -1,0 +1,197 @@
+//! What the behaviour tests share: a backend (memory, local directory or a
+//! moto S3 server) that hands out database URLs, options with a fresh cache
+//! directory, and raw access to the objects.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use sqlite_s3::store::CountingStore;
+use sqlite_s3::{Options, Remote, StoreOptions};
+use tempfile::TempDir;
+
+/// The kinds of store every behaviour runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Memory,
+    File,
+    S3,
+}
+
+/// A place to put databases for one test.
+pub struct Backend {
+    pub kind: Kind,
+    /// For `file://`: the directory acting as the bucket.
+    root: Option<TempDir>,
+    bucket: String,
+    endpoint: Option<String>,
+    caches: TempDir,
+}
+
+pub const ACCESS_KEY: &str = "testing-access-key";
+pub const SECRET_KEY: &str = "testing-secret-key-never-shown";
+
+impl Backend {
+    /// A backend of this kind, or `None` when its server is not installed
+    /// (the test then passes without running; CI requires moto).
+    pub fn new(kind: Kind) -> Option<Self> {
+        let caches = tempfile::tempdir().unwrap();
+        let unique = format!("t{:x}", fastrand::u64(..));
+        Some(match kind {
+            Kind::Memory => Self {
+                kind,
+                root: None,
+                bucket: unique,
+                endpoint: None,
+                caches,
+            },
+            Kind::File => {
+                let root = tempfile::tempdir().unwrap();
+                Self {
+                    kind,
+                    bucket: root.path().display().to_string(),
+                    root: Some(root),
+                    endpoint: None,
+                    caches,
+                }
+            }
+            Kind::S3 => {
+                let moto = test_support::Moto::shared()?;
+                Self {
+                    kind,
+                    root: None,
+                    bucket: moto.unique_bucket("behaviour"),
+                    endpoint: Some(moto.endpoint()),
+                    caches,
+                }
+            }
+        })
+    }
+
+    /// The URL of database `name`.
+    pub fn url(&self, name: &str) -> String {
+        match self.kind {
+            Kind::Memory => format!("memory://{}/{name}", self.bucket),
+            Kind::File => format!("file://{}/{name}", self.bucket),
+            Kind::S3 => format!("s3://{}/{name}", self.bucket),
+        }
+    }
+
+    /// A URL in a bucket that does not exist (`None` for memory, where
+    /// every bucket exists).
+    pub fn missing_bucket_url(&self) -> Option<String> {
+        match self.kind {
+            Kind::Memory => None,
+            Kind::File => Some(format!("file://{}/no-such-dir/app.db", self.bucket)),
+            Kind::S3 => Some("s3://no-such-bucket-here/app.db".into()),
+        }
+    }
+
+    /// How to reach the store: moto's endpoint and made-up credentials.
+    pub fn store_options(&self) -> StoreOptions {
+        let mut options = StoreOptions::new();
+        if let Some(endpoint) = &self.endpoint {
+            options = options
+                .endpoint(endpoint)
+                .region("us-east-1")
+                .credentials(ACCESS_KEY, SECRET_KEY);
+        }
+        options
+    }
+
+    /// Options with a cache directory of its own: each call is another
+    /// machine, as far as the cache goes.
+    pub fn options(&self) -> Options {
+        Options::new().store(self.store_options()).cache_dir(self.fresh_cache())
+    }
+
+    /// A new, empty cache directory.
+    pub fn fresh_cache(&self) -> PathBuf {
+        let dir = self.caches.path().join(format!("cache-{:x}", fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// The database `name` reached through a counting store.
+    pub fn counted(&self, name: &str) -> (Remote, CountingStore) {
+        let remote = Remote::connect(&self.url(name), &self.store_options()).unwrap();
+        let counting = CountingStore::new(remote.store().clone());
+        let wrapped = counting.clone();
+        (remote.map_store(move |_| Arc::new(wrapped)), counting)
+    }
+
+    fn raw(&self, name: &str) -> (Arc<dyn ObjectStore>, Path) {
+        let remote = Remote::connect(&self.url(name), &self.store_options()).unwrap();
+        (remote.store().clone(), remote.key().clone())
+    }
+
+    /// The bytes of the object, if any, read past this crate.
+    pub async fn raw_get(&self, name: &str) -> Option<Bytes> {
+        let (store, key) = self.raw(name);
+        match store.get(&key).await {
+            Ok(r) => Some(r.bytes().await.unwrap()),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => panic!("raw get: {e}"),
+        }
+    }
+
+    /// Writes the object past this crate, as another tool would.
+    pub async fn raw_put(&self, name: &str, bytes: impl Into<Bytes>) {
+        let (store, key) = self.raw(name);
+        store.put(&key, PutPayload::from(bytes.into())).await.unwrap();
+    }
+}
+
+/// The bytes of a small valid SQLite database holding `rows` rows in `t`.
+pub fn sqlite_bytes(rows: i64) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);")
+        .unwrap();
+    for i in 0..rows {
+        conn.execute("INSERT INTO t(v) VALUES (?1)", [format!("row {i} {}", "x".repeat(200))])
+            .unwrap();
+    }
+    drop(conn);
+    std::fs::read(path).unwrap()
+}
+
+/// Opens SQLite bytes as a database and counts the rows of `table`.
+pub fn count_rows(bytes: &[u8], table: &str) -> i64 {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    std::fs::write(&path, bytes).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Runs each named async behaviour `fn NAME(backend: Backend)` on every
+/// store, as tests `NAME::memory`, `NAME::file` and `NAME::s3`.
+#[macro_export]
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                super::$name(Backend::new(Kind::Memory).unwrap()).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn file() {
+                super::$name(Backend::new(Kind::File).unwrap()).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn s3() {
+                if let Some(backend) = Backend::new(Kind::S3) {
+                    super::$name(backend).await
+                }
+            }
+        }
+    )*};
+}
