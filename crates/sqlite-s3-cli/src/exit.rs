@@ -49,3 +49,37 @@ Exit codes:
   7  the bucket, or the database, does not exist
   8  the object is not a sound SQLite database
   9  unpublished changes from an earlier session, or every working copy busy";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_class_has_its_own_documented_code() {
+        let conflict = Error::Conflict {
+            url: "s3://b/k".into(),
+            attempts: 3,
+        };
+        let sql = Error::Sql(rusqlite::Error::InvalidQuery);
+        let url = Error::InvalidUrl {
+            url: "x".into(),
+            reason: "y".into(),
+        };
+        let missing = Error::DatabaseNotFound { url: "s3://b/k".into() };
+        let codes = [code(&url), code(&sql), code(&conflict), code(&missing)];
+        assert_eq!(codes, [USAGE, SQL, CONFLICT, NOT_FOUND]);
+        for c in [
+            FAILURE,
+            USAGE,
+            SQL,
+            CONFLICT,
+            UNAVAILABLE,
+            ACCESS_DENIED,
+            NOT_FOUND,
+            NOT_A_DATABASE,
+            LOCAL_STATE,
+        ] {
+            assert!(HELP.contains(&format!("  {c}  ")), "exit code {c} is not in the help");
+        }
+    }
+}

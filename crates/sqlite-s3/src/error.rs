@@ -57,7 +57,7 @@ pub enum Error {
         operation: &'static str,
         /// The store's error.
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
 
     /// The store could not be reached, or failed in a way that may pass.
@@ -74,7 +74,7 @@ pub enum Error {
         detail: String,
         /// The store's error.
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
 
     /// The object at the key is not a SQLite database.
@@ -174,7 +174,7 @@ pub enum Error {
         operation: &'static str,
         /// The store's error.
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
 
     /// The closure of a transaction gave up; nothing was published.

@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn table_aligns_wide_characters() {
-        let text = render(|t, o| table(t, o));
+        let text = render(table);
         assert_eq!(
             text,
             "id  name    data\n\
@@ -193,7 +193,7 @@ mod tests {
 
     #[test]
     fn json_is_an_array_of_objects_in_column_order() {
-        let text = render(|t, o| json(t, o));
+        let text = render(json);
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
             value,
@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn csv_quotes_what_needs_quoting() {
-        let text = render(|t, o| csv(t, o));
+        let text = render(csv);
         assert_eq!(text, "id,name,data\r\n1,日本語,\r\n22,\"a,\"\"b\"\"\",x'dead'\r\n");
     }
 }

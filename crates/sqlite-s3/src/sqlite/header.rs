@@ -37,7 +37,7 @@ pub fn check(head: &[u8], len: u64) -> Result<(), Problem> {
         n if n >= 512 && n.is_power_of_two() => u64::from(n),
         n => return Err(Problem::NotADatabase(format!("invalid page size {n} in the header"))),
     };
-    if len % page_size != 0 {
+    if !len.is_multiple_of(page_size) {
         return Err(Problem::Corrupt(format!(
             "{len} bytes is not a whole number of {page_size}-byte pages"
         )));

@@ -66,7 +66,7 @@ impl LocalStore {
         Self::new(root).map_err(|source| Error::Store {
             url: url.to_string(),
             operation: "opening the directory",
-            source,
+            source: Box::new(source),
         })
     }
 

@@ -108,15 +108,23 @@ impl Remote {
         let url = self.url.to_string();
         match source {
             object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
-                Error::AccessDenied { url, operation, source }
+                Error::AccessDenied {
+                    url,
+                    operation,
+                    source: Box::new(source),
+                }
             }
             object_store::Error::Generic { .. } if is_transient(&source) => Error::Unavailable {
                 url,
                 operation,
                 detail: innermost(&source),
-                source,
+                source: Box::new(source),
             },
-            _ => Error::Store { url, operation, source },
+            _ => Error::Store {
+                url,
+                operation,
+                source: Box::new(source),
+            },
         }
     }
 

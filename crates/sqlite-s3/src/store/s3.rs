@@ -47,7 +47,7 @@ pub(super) fn build(url: &DatabaseUrl, options: &StoreOptions) -> Result<(Amazon
     let store = builder.build().map_err(|source| Error::Store {
         url: url.to_string(),
         operation: "configuring the S3 client",
-        source,
+        source: Box::new(source),
     })?;
     Ok((store, endpoint))
 }
