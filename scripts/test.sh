@@ -15,5 +15,10 @@ fi
 export SQLITE_S3_MOTO_PYTHON="$PWD/.venv/bin/python"
 export SQLITE_S3_REQUIRE_MOTO=1
 
-cargo test --workspace --all-targets "$@"
-cargo test --workspace --doc "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --all-targets "$@" 2>&1 | tee "$log"
+cargo test --workspace --doc "$@" 2>&1 | tee -a "$log"
+# One closing line for the whole run, summed over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"

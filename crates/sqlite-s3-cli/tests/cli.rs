@@ -100,9 +100,10 @@ fn json_rows(output: &Output) -> serde_json::Value {
     serde_json::from_str(&stdout(output)).unwrap_or_else(|e| panic!("{e}: {}", stdout(output)))
 }
 
-/// Four processes at once, each with its own cache directory, each adding 1
-/// to one counter 25 times with `exec`: every increment lands exactly once.
-fn race(place: &Place) {
+/// Four processes at once, each with its own cache directory (or all with
+/// one), each adding 1 to one counter 25 times with `exec`: every increment
+/// lands exactly once.
+fn race(place: &Place, shared_cache: bool) {
     let url = place.url("race.db");
     assert_ok(&place.run(
         "setup",
@@ -117,8 +118,13 @@ fn race(place: &Place) {
             let (url, place) = (&url, &place);
             s.spawn(move || {
                 for _ in 0..25 {
+                    let cache = if shared_cache {
+                        "shared".to_string()
+                    } else {
+                        format!("worker-{worker}")
+                    };
                     let out = place.run(
-                        &format!("worker-{worker}"),
+                        &cache,
                         &["exec", url, "UPDATE counter SET n = n + 1", "--retries", "200"],
                     );
                     assert_ok(&out);
@@ -132,13 +138,18 @@ fn race(place: &Place) {
 
 #[test]
 fn racing_processes_lose_no_update_on_a_local_directory() {
-    race(&Place::file());
+    race(&Place::file(), false);
+}
+
+#[test]
+fn racing_processes_sharing_a_cache_directory_lose_no_update() {
+    race(&Place::file(), true);
 }
 
 #[test]
 fn racing_processes_lose_no_update_on_s3() {
     if let Some(place) = Place::s3() {
-        race(&place);
+        race(&place, false);
     }
 }
 
@@ -306,14 +317,7 @@ fn a_missing_bucket_exits_7() {
 fn unpublished_changes_exit_9_until_discarded() {
     let place = Place::file();
     let url = place.url("app.db");
-    assert_ok(&place.run("mine", &["exec", &url, "CREATE TABLE t(x); INSERT INTO t VALUES (1)"]));
-    // A change committed to the working copy but never published (as when
-    // the process is killed between commit and publish)...
-    let working_copy = find_working_copy(&place.cache("mine"));
-    let conn = rusqlite::Connection::open(&working_copy).unwrap();
-    conn.execute("INSERT INTO t VALUES (2)", []).unwrap();
-    drop(conn);
-    mark_open(&working_copy);
+    leave_unpublished_change(&place, &url);
     // ...while someone else publishes.
     assert_ok(&place.run("theirs", &["exec", &url, "INSERT INTO t VALUES (3)"]));
 
@@ -337,12 +341,7 @@ fn unpublished_changes_exit_9_until_discarded() {
 fn a_change_left_unpublished_is_published_by_the_next_run() {
     let place = Place::file();
     let url = place.url("app.db");
-    assert_ok(&place.run("mine", &["exec", &url, "CREATE TABLE t(x); INSERT INTO t VALUES (1)"]));
-    let working_copy = find_working_copy(&place.cache("mine"));
-    let conn = rusqlite::Connection::open(&working_copy).unwrap();
-    conn.execute("INSERT INTO t VALUES (2)", []).unwrap();
-    drop(conn);
-    mark_open(&working_copy);
+    leave_unpublished_change(&place, &url);
 
     assert_ok(&place.run("mine", &["query", &url, "SELECT 1"]));
     let out = place.run(
@@ -363,9 +362,22 @@ fn help_names_the_exit_codes_and_gives_examples() {
     }
 }
 
-fn find_working_copy(cache: &Path) -> PathBuf {
-    let db_dir = std::fs::read_dir(cache).unwrap().next().unwrap().unwrap().path();
-    db_dir.join("slot-0/db.sqlite")
+/// Creates `t` holding 1 with the cache "mine", then commits 2 to that
+/// working copy without publishing, as a process killed between its commit
+/// and its publish would leave it.
+fn leave_unpublished_change(place: &Place, url: &str) {
+    assert_ok(&place.run("mine", &["exec", url, "CREATE TABLE t(x); INSERT INTO t VALUES (1)"]));
+    let db_dir = std::fs::read_dir(place.cache("mine"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let working_copy = db_dir.join("slot-0/db.sqlite");
+    let conn = rusqlite::Connection::open(&working_copy).unwrap();
+    conn.execute("INSERT INTO t VALUES (2)", []).unwrap();
+    drop(conn);
+    mark_open(&working_copy);
 }
 
 /// Marks a slot as left open by a session that never closed.

@@ -90,6 +90,11 @@ impl Session {
         self.runtime.block_on(self.inner.publish())
     }
 
+    /// See [`crate::Session::sync`].
+    pub fn sync(&mut self) -> Result<(PublishOutcome, RefreshOutcome)> {
+        self.runtime.block_on(self.inner.sync())
+    }
+
     /// See [`crate::Session::discard`].
     pub fn discard(&mut self) -> Result<RefreshOutcome> {
         self.runtime.block_on(self.inner.discard())

@@ -46,6 +46,7 @@ on_every_store!(
     discarding_pending_changes_moves_them_aside,
     two_sessions_sharing_a_cache_directory_use_separate_copies,
     refresh_downloads_only_when_the_remote_changed,
+    sync_publishes_then_pulls,
 );
 
 async fn a_new_database_round_trips_as_a_plain_sqlite_file(backend: Backend) {
@@ -434,4 +435,19 @@ async fn a_malformed_url_is_reported() {
     assert!(matches!(err, Error::InvalidUrl { .. }), "{err}");
     let err = Session::open("postgres://x/y", &Options::new()).await.unwrap_err();
     assert!(matches!(err, Error::InvalidUrl { .. }), "{err}");
+}
+
+async fn sync_publishes_then_pulls(backend: Backend) {
+    let url = backend.url("app.db");
+    let mut a = Session::open(&url, &backend.options()).await.unwrap();
+    insert(&mut a, "a1").await;
+    let mut b = Session::open(&url, &backend.options()).await.unwrap();
+    b.connection().execute("INSERT INTO notes VALUES ('b1')", []).unwrap();
+    let (published, refreshed) = b.sync().await.unwrap();
+    assert!(matches!(published, PublishOutcome::Published { .. }));
+    assert_eq!(refreshed, RefreshOutcome::Unchanged);
+    let (published, refreshed) = a.sync().await.unwrap();
+    assert_eq!(published, PublishOutcome::Unchanged);
+    assert!(matches!(refreshed, RefreshOutcome::Downloaded { .. }));
+    assert_eq!(notes(&a), ["a1", "b1"]);
 }

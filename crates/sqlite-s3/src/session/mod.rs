@@ -219,6 +219,17 @@ impl Session {
         Ok(PublishOutcome::Published { bytes })
     }
 
+    /// Publishes what changed, then pulls the newest version: afterwards the
+    /// working copy and the remote agree.
+    ///
+    /// # Failure
+    /// The errors of [`Session::publish`] (nothing is pulled then) and of a pull.
+    pub async fn sync(&mut self) -> Result<(PublishOutcome, RefreshOutcome)> {
+        let published = self.publish().await?;
+        let refreshed = self.pull().await?;
+        Ok((published, refreshed))
+    }
+
     /// Throws away unpublished changes and pulls the newest version (a full
     /// download).
     ///
