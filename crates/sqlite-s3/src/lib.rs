@@ -37,6 +37,8 @@
 //! without an async runtime. `ARCHITECTURE.md` in the repository explains
 //! the layers and the guarantees.
 
+#![warn(missing_docs)]
+
 pub mod blocking;
 pub mod cache;
 mod error;

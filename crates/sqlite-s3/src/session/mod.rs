@@ -3,7 +3,7 @@
 //!
 //! Life of a session:
 //! 1. **Open**: lock a slot of the cache, settle whatever an earlier session
-//!    left unpublished there ([`recovery`]), pull (one conditional GET when
+//!    left unpublished there (see `recovery.rs`), pull (one conditional GET when
 //!    the copy is warm), open a SQLite connection on the working copy.
 //! 2. **Work**: the application uses the [`rusqlite::Connection`].
 //! 3. **Publish**: if the file changed since the pull, upload it with a
