@@ -1,15 +1,37 @@
-"""Runs a moto S3 server on 127.0.0.1:PORT until standard input closes.
+"""Runs a moto S3 server on 127.0.0.1 until standard input closes.
+
+Usage: python moto_runner.py [PORT]
+
+PORT defaults to 0: the server binds a free port itself (no window in which
+another process could take it) and reports it on standard output as
+"ready PORT" once it accepts connections.
 
 The Rust test process holds the write end of our stdin; when it exits, for
-whatever reason, the pipe closes and this server stops with it.
+whatever reason, the kernel closes the pipe and this server stops with it.
+
+Exit status 3 means moto (with its server extras) is not installed in this
+interpreter, which the Rust side reports as "moto not installed".
 """
+import logging
+import os
 import sys
 
-from moto.server import ThreadedMotoServer
+try:
+    from moto.server import ThreadedMotoServer
+except ImportError as e:
+    print(f"moto-missing: {e}", file=sys.stderr, flush=True)
+    sys.exit(3)
 
-port = int(sys.argv[1])
+# werkzeug logs one line per request to stderr; the tests do not need them,
+# and a test process that never reads the pipe must not be able to fill it.
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
 server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
 server.start()
-print("ready", flush=True)
+_, bound = server.get_host_and_port()
+print(f"ready {bound}", flush=True)
 sys.stdin.read()
-server.stop()
+# Standard input is closed: the test process is gone. The state is in memory
+# only, so there is nothing to flush; leave at once, whatever threads remain.
+os._exit(0)

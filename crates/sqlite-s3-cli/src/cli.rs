@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::exit;
+use crate::output::Format;
 
 /// Run SQL against a SQLite database kept in S3, an S3-compatible store or a
 /// local directory. Writes are conditional: no update is ever lost.
@@ -27,15 +28,22 @@ pub struct Global {
     #[arg(long, global = true)]
     pub region: Option<String>,
     /// Where working copies are kept (default: SQLITE_S3_CACHE_DIR, then the platform cache directory).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", conflicts_with = "no_cache")]
     pub cache_dir: Option<PathBuf>,
+    /// Use a throwaway working copy, removed at exit (every run downloads the database).
+    #[arg(long, global = true)]
+    pub no_cache: bool,
     /// Move unpublished changes left by an earlier session aside (into the cache's rescued folder) instead of
     /// publishing them.
     #[arg(long, global = true)]
     pub discard_pending: bool,
-    /// Log each request to the store (-v), or more (-vv).
+    /// Log every request to the store (method, key, status, bytes, milliseconds) and what the run cost; -vv for
+    /// more.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Print no progress bars and no notices.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
 }
 
 /// The commands.
@@ -43,13 +51,19 @@ pub struct Global {
 pub enum Command {
     /// Run SQL (one or several statements) in one transaction and publish it; on conflict, re-run it on the
     /// newest version.
-    #[command(after_help = "Example:\n  sqlite-s3 exec file:///tmp/demo/app.db \
-        \"CREATE TABLE IF NOT EXISTS t(x); INSERT INTO t VALUES (1)\"")]
+    #[command(after_help = "Examples:\n  \
+        sqlite-s3 exec file:///tmp/demo/app.db \"CREATE TABLE IF NOT EXISTS t(x); INSERT INTO t VALUES (1)\"\n  \
+        sqlite-s3 exec s3://my-bucket/app.db -f seed.sql\n  \
+        cat migration.sql | sqlite-s3 exec s3://my-bucket/app.db -f -")]
     Exec {
         /// The database: s3://bucket/key, file:///path/to/file or memory://name/key.
         url: String,
-        /// The SQL to run.
-        sql: String,
+        /// The SQL to run (or use -f).
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        sql: Option<String>,
+        /// Read the SQL from a file, or from standard input with `-f -`.
+        #[arg(short, long, value_name = "FILE")]
+        file: Option<PathBuf>,
         /// Re-runs after a conflict before giving up.
         #[arg(long, default_value_t = 10)]
         retries: u32,
@@ -58,7 +72,9 @@ pub enum Command {
         last_writer_wins: bool,
     },
     /// Run one read-only statement and print its rows; never uploads.
-    #[command(after_help = "Example:\n  sqlite-s3 query file:///tmp/demo/app.db \"SELECT * FROM t\" --format json")]
+    #[command(after_help = "Examples:\n  \
+        sqlite-s3 query s3://my-bucket/app.db \"SELECT * FROM users LIMIT 10\"\n  \
+        sqlite-s3 query s3://my-bucket/app.db \"SELECT id, email FROM users\" --format jsonl")]
     Query {
         /// The database: s3://bucket/key, file:///path/to/file or memory://name/key.
         url: String,
@@ -68,15 +84,65 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// An interactive SQL shell, like sqlite3; reads SQL from standard input when it is not a terminal.
+    #[command(after_help = "Examples:\n  \
+        sqlite-s3 shell s3://my-bucket/app.db\n  \
+        sqlite-s3 shell s3://my-bucket/app.db < script.sql\n\n\
+        Each committed statement is published at once (with --batch: on .sync and at exit). Type .help inside.")]
+    Shell {
+        /// The database: s3://bucket/key, file:///path/to/file or memory://name/key.
+        url: String,
+        /// Publish only on .sync and at exit, not after each statement.
+        #[arg(long)]
+        batch: bool,
+    },
+    /// Download the database into a plain SQLite file.
+    #[command(after_help = "Example:\n  sqlite-s3 pull s3://my-bucket/app.db app.db && sqlite3 app.db .tables")]
+    Pull {
+        /// The database: s3://bucket/key, file:///path/to/file or memory://name/key.
+        url: String,
+        /// The file to write (replaced whole, never left half-written).
+        file: PathBuf,
+    },
+    /// Upload a SQLite file as the database, if the remote has not changed since the file was pulled.
+    #[command(after_help = "Examples:\n  \
+        sqlite-s3 pull s3://my-bucket/app.db app.db && sqlite3 app.db \"UPDATE ...\" \
+        && sqlite-s3 push app.db s3://my-bucket/app.db\n  \
+        sqlite-s3 push fixture.db s3://my-bucket/test-42.db      # creates it\n\n\
+        Without --force, a file that was not pulled from the URL can only create a database that does not exist.")]
+    Push {
+        /// The SQLite file (checked with PRAGMA quick_check before anything is sent).
+        file: PathBuf,
+        /// The database: s3://bucket/key, file:///path/to/file or memory://name/key.
+        url: String,
+        /// Overwrite the remote whatever it holds (another writer's changes are lost).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Describe the database: size, pages, remote version, local copy, tables and row counts.
+    #[command(after_help = "Example:\n  sqlite-s3 info s3://my-bucket/app.db --format json")]
+    Info {
+        /// The database: s3://bucket/key, file:///path/to/file or memory://name/key.
+        url: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = InfoFormat::Text)]
+        format: InfoFormat,
+    },
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  sqlite-s3 completions bash > ~/.local/share/bash-completion/completions/sqlite-s3"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
-/// Output formats of `query`.
+/// Output formats of `info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Aligned columns with a header.
-    Table,
-    /// An array of objects keyed by column name.
+pub enum InfoFormat {
+    /// Aligned `name: value` lines.
+    Text,
+    /// One JSON object.
     Json,
-    /// Comma-separated values with a header row.
-    Csv,
 }

@@ -3,8 +3,10 @@
 
 mod cli;
 mod commands;
+mod context;
 mod exit;
 mod output;
+mod progress;
 
 use std::process::ExitCode;
 
@@ -41,6 +43,7 @@ fn init_logging(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .without_time()
         .init();

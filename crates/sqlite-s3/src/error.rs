@@ -89,6 +89,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A local file given to be published is not a sound SQLite database.
+    #[error("{path} is not a sound SQLite database ({reason}); nothing was published")]
+    InvalidFile {
+        /// The file.
+        path: PathBuf,
+        /// What check failed.
+        reason: String,
+    },
+
     /// The object is a damaged SQLite database, or its download was cut short.
     /// The local working copy was left as it was.
     #[error(

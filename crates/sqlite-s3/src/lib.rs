@@ -45,9 +45,11 @@ mod error;
 pub mod layout;
 mod location;
 mod options;
+pub mod progress;
 pub mod session;
 mod sqlite;
 pub mod store;
+pub mod transfer;
 
 pub use error::{Error, Result};
 pub use location::{DatabaseUrl, Scheme};

@@ -5,6 +5,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::progress::ProgressFn;
+
 /// How to reach an S3 or S3-compatible store. Anything left unset comes from
 /// the standard AWS environment variables (`AWS_ACCESS_KEY_ID`,
 /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`,
@@ -138,13 +140,27 @@ impl RetryPolicy {
 }
 
 /// Everything that shapes a session.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Options {
     pub(crate) store: StoreOptions,
     pub(crate) cache_dir: Option<PathBuf>,
     pub(crate) write_mode: WriteMode,
     pub(crate) pending: PendingChanges,
     pub(crate) retry: RetryPolicy,
+    pub(crate) progress: Option<ProgressFn>,
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("store", &self.store)
+            .field("cache_dir", &self.cache_dir)
+            .field("write_mode", &self.write_mode)
+            .field("pending", &self.pending)
+            .field("retry", &self.retry)
+            .field("progress", &self.progress.as_ref().map(|_| "<callback>"))
+            .finish()
+    }
 }
 
 impl Options {
@@ -196,6 +212,22 @@ impl Options {
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
+    }
+
+    /// A callback told how downloads and uploads progress.
+    pub fn progress(mut self, progress: ProgressFn) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// How to reach the store.
+    pub fn store_options(&self) -> &StoreOptions {
+        &self.store
+    }
+
+    /// The cache directory in use: the option, `SQLITE_S3_CACHE_DIR`, or the default.
+    pub fn resolved_cache_dir(&self) -> PathBuf {
+        crate::cache::resolve_dir(self.cache_dir.as_deref())
     }
 
     /// Shorthand: tries in all for the retrying transaction (at least 1).

@@ -1,48 +1,64 @@
 //! One module per command.
 
 mod exec;
+mod info;
+mod pull;
+mod push;
 mod query;
+mod shell;
 
-use sqlite_s3::{Options, PendingChanges, Result, StoreOptions};
+use std::io::Write;
 
-use crate::cli::{Cli, Command, Global};
+use clap::CommandFactory;
+use sqlite_s3::{Error, Result};
+
+use crate::cli::{Cli, Command};
+use crate::context::Context;
 
 /// Runs the command.
 pub async fn run(cli: Cli) -> Result<()> {
-    let options = options(&cli.global);
-    match cli.command {
+    let mut ctx = Context::new(&cli.global)?;
+    let quiet = cli.global.quiet;
+    let result = match cli.command {
         Command::Exec {
             url,
             sql,
+            file,
             retries,
             last_writer_wins,
         } => {
-            exec::run(
-                &url,
-                &sql,
-                options.max_attempts(retries.saturating_add(1)),
-                last_writer_wins,
-            )
-            .await
+            let sql = match (sql, file) {
+                (Some(sql), _) => sql,
+                (None, Some(file)) => exec::read_sql(&file)?,
+                (None, None) => unreachable!("clap requires SQL or --file"),
+            };
+            ctx.options = ctx.options.clone().max_attempts(retries.saturating_add(1));
+            exec::run(&mut ctx, &url, &sql, last_writer_wins).await
         }
-        Command::Query { url, sql, format } => query::run(&url, &sql, &options, format).await,
-    }
+        Command::Query { url, sql, format } => query::run(&mut ctx, &url, &sql, format).await,
+        Command::Shell { url, batch } => shell::run(&mut ctx, &url, batch).await,
+        Command::Pull { url, file } => pull::run(&mut ctx, &url, &file, quiet).await,
+        Command::Push { file, url, force } => push::run(&mut ctx, &file, &url, force, quiet).await,
+        Command::Info { url, format } => info::run(&mut ctx, &url, format).await,
+        Command::Completions { shell } => {
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut Cli::command(), "sqlite-s3", &mut out);
+            out.flush().or_else(ignore_broken_pipe)
+        }
+    };
+    ctx.report();
+    result
 }
 
-fn options(global: &Global) -> Options {
-    let mut store = StoreOptions::new();
-    if let Some(endpoint) = &global.endpoint {
-        store = store.endpoint(endpoint);
+/// Output cut short by a closed pipe (`| head`) is not an error.
+pub fn ignore_broken_pipe(e: std::io::Error) -> Result<()> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(Error::Io {
+            operation: "writing",
+            path: "standard output".into(),
+            source: e,
+        })
     }
-    if let Some(region) = &global.region {
-        store = store.region(region);
-    }
-    let mut options = Options::new().store(store);
-    if let Some(dir) = &global.cache_dir {
-        options = options.cache_dir(dir);
-    }
-    if global.discard_pending {
-        options = options.pending_changes(PendingChanges::Discard);
-    }
-    options
 }

@@ -1,4 +1,5 @@
-//! Printing query results: aligned tables, JSON, CSV.
+//! Printing query results: aligned tables, JSON, JSON lines, CSV, one
+//! `name = value` line per column, Markdown.
 
 use std::io::{self, Write};
 
@@ -59,6 +60,43 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns with a header.
+    Table,
+    /// An array of objects keyed by column name.
+    Json,
+    /// One JSON object per line.
+    Jsonl,
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One `column = value` line per column, rows apart.
+    Line,
+    /// A Markdown table.
+    Markdown,
+}
+
+impl Format {
+    /// Parses a name as given to `.mode`.
+    pub fn parse(name: &str) -> Option<Format> {
+        <Format as clap::ValueEnum>::from_str(name, true).ok()
+    }
+}
+
+/// Prints `table` in `format`; `headers` says whether column names head
+/// tables, CSV and Markdown.
+pub fn write(format: Format, table: &Table, headers: bool, out: &mut impl Write) -> io::Result<()> {
+    match format {
+        Format::Table => self::table(table, headers, out),
+        Format::Json => json(table, out),
+        Format::Jsonl => jsonl(table, out),
+        Format::Csv => csv(table, headers, out),
+        Format::Line => line(table, out),
+        Format::Markdown => markdown(table, headers, out),
+    }
+}
+
 /// A result set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Table {
@@ -70,7 +108,7 @@ pub struct Table {
 
 /// Aligned columns: numbers to the right, text to the left, widths counted
 /// in terminal cells so that any Unicode text lines up.
-pub fn table(table: &Table, out: &mut impl Write) -> io::Result<()> {
+pub fn table(table: &Table, headers: bool, out: &mut impl Write) -> io::Result<()> {
     let cells: Vec<Vec<String>> = table
         .rows
         .iter()
@@ -104,9 +142,11 @@ pub fn table(table: &Table, out: &mut impl Write) -> io::Result<()> {
         writeln!(out, "{}", text.trim_end())
     };
     let left = vec![false; widths.len()];
-    line(out, &table.columns, &left)?;
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    line(out, &rule, &left)?;
+    if headers {
+        line(out, &table.columns, &left)?;
+        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+        line(out, &rule, &left)?;
+    }
     for (row, text) in table.rows.iter().zip(&cells) {
         let numeric: Vec<bool> = row
             .iter()
@@ -117,22 +157,65 @@ pub fn table(table: &Table, out: &mut impl Write) -> io::Result<()> {
     Ok(())
 }
 
+fn objects(table: &Table) -> impl Iterator<Item = serde_json::Value> + '_ {
+    table.rows.iter().map(|row| {
+        let object = table.columns.iter().cloned().zip(row.iter().map(Value::json)).collect();
+        serde_json::Value::Object(object)
+    })
+}
+
 /// An array of objects keyed by column name, in column order.
 pub fn json(table: &Table, out: &mut impl Write) -> io::Result<()> {
-    let rows: Vec<serde_json::Value> = table
-        .rows
-        .iter()
-        .map(|row| {
-            let object = table.columns.iter().cloned().zip(row.iter().map(Value::json)).collect();
-            serde_json::Value::Object(object)
-        })
-        .collect();
+    let rows: Vec<serde_json::Value> = objects(table).collect();
     serde_json::to_writer_pretty(&mut *out, &rows)?;
     writeln!(out)
 }
 
+/// One object per line.
+pub fn jsonl(table: &Table, out: &mut impl Write) -> io::Result<()> {
+    for object in objects(table) {
+        serde_json::to_writer(&mut *out, &object)?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// `column = value`, one line per column, names aligned, rows apart (as
+/// `sqlite3 -line`).
+pub fn line(table: &Table, out: &mut impl Write) -> io::Result<()> {
+    let width = table.columns.iter().map(|c| c.width()).max().unwrap_or(0);
+    for (i, row) in table.rows.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        for (name, value) in table.columns.iter().zip(row) {
+            let pad = " ".repeat(width - name.width());
+            writeln!(out, "{pad}{name} = {}", value.display())?;
+        }
+    }
+    Ok(())
+}
+
+/// A GitHub-flavoured Markdown table.
+pub fn markdown(table: &Table, headers: bool, out: &mut impl Write) -> io::Result<()> {
+    let cell = |text: String| text.replace('|', "\\|").replace('\n', " ");
+    let row = |cells: Vec<String>| format!("| {} |", cells.join(" | "));
+    if headers {
+        writeln!(out, "{}", row(table.columns.iter().cloned().map(cell).collect()))?;
+        writeln!(
+            out,
+            "{}",
+            row(table.columns.iter().map(|_| "---".to_string()).collect())
+        )?;
+    }
+    for values in &table.rows {
+        writeln!(out, "{}", row(values.iter().map(|v| cell(v.display())).collect()))?;
+    }
+    Ok(())
+}
+
 /// RFC 4180 CSV with a header row; NULL is an empty field.
-pub fn csv(table: &Table, out: &mut impl Write) -> io::Result<()> {
+pub fn csv(table: &Table, headers: bool, out: &mut impl Write) -> io::Result<()> {
     let field = |text: &str| {
         if text.contains([',', '"', '\n', '\r']) {
             format!("\"{}\"", text.replace('"', "\"\""))
@@ -140,8 +223,10 @@ pub fn csv(table: &Table, out: &mut impl Write) -> io::Result<()> {
             text.to_string()
         }
     };
-    let header: Vec<String> = table.columns.iter().map(|c| field(c)).collect();
-    write!(out, "{}\r\n", header.join(","))?;
+    if headers {
+        let header: Vec<String> = table.columns.iter().map(|c| field(c)).collect();
+        write!(out, "{}\r\n", header.join(","))?;
+    }
     for row in &table.rows {
         let fields: Vec<String> = row
             .iter()
@@ -173,15 +258,15 @@ mod tests {
         }
     }
 
-    fn render(f: fn(&Table, &mut Vec<u8>) -> io::Result<()>) -> String {
+    fn render(format: Format) -> String {
         let mut out = Vec::new();
-        f(&sample(), &mut out).unwrap();
+        write(format, &sample(), true, &mut out).unwrap();
         String::from_utf8(out).unwrap()
     }
 
     #[test]
     fn table_aligns_wide_characters() {
-        let text = render(table);
+        let text = render(Format::Table);
         assert_eq!(
             text,
             "id  name    data\n\
@@ -193,7 +278,7 @@ mod tests {
 
     #[test]
     fn json_is_an_array_of_objects_in_column_order() {
-        let text = render(json);
+        let text = render(Format::Json);
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
             value,
@@ -207,7 +292,44 @@ mod tests {
 
     #[test]
     fn csv_quotes_what_needs_quoting() {
-        let text = render(csv);
+        let text = render(Format::Csv);
         assert_eq!(text, "id,name,data\r\n1,日本語,\r\n22,\"a,\"\"b\"\"\",x'dead'\r\n");
+    }
+
+    #[test]
+    fn jsonl_is_one_object_per_line() {
+        let text = render(Format::Jsonl);
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            lines[1],
+            serde_json::json!({"id": 22, "name": "a,\"b\"", "data": "dead"})
+        );
+    }
+
+    #[test]
+    fn line_mode_aligns_names() {
+        assert_eq!(
+            render(Format::Line),
+            "  id = 1\nname = 日本語\ndata = NULL\n\n  id = 22\nname = a,\"b\"\ndata = x'dead'\n"
+        );
+    }
+
+    #[test]
+    fn markdown_escapes_pipes() {
+        let table = Table {
+            columns: vec!["a".into()],
+            rows: vec![vec![Value::Text("x|y".into())]],
+        };
+        let mut out = Vec::new();
+        write(Format::Markdown, &table, true, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "| a |\n| --- |\n| x\\|y |\n");
+    }
+
+    #[test]
+    fn headers_can_be_turned_off() {
+        let mut out = Vec::new();
+        write(Format::Csv, &sample(), false, &mut out).unwrap();
+        assert!(String::from_utf8(out).unwrap().starts_with("1,"));
     }
 }

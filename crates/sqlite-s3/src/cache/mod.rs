@@ -63,3 +63,53 @@ pub fn database_dir(cache_dir: &Path, remote: &Remote) -> PathBuf {
         .collect();
     cache_dir.join(format!("{name}-{}", &hash[..16]))
 }
+
+/// The state of the local working copy of a database, as `sqlite-s3 info`
+/// reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalCopy {
+    /// No working copy in this cache directory.
+    Absent,
+    /// A working copy that matches the version it was pulled from.
+    Clean {
+        /// The ETag it was pulled from (`None`: the database did not exist).
+        etag: Option<String>,
+    },
+    /// A working copy with changes that were not published.
+    Dirty {
+        /// The working copy.
+        path: PathBuf,
+    },
+    /// A session of another process holds the working copy right now.
+    InUse,
+}
+
+/// Looks at the first working copy of a database without changing anything
+/// (no lock is kept, nothing is published or rolled back).
+pub fn inspect(cache_dir: &Path, remote: &Remote) -> crate::Result<LocalCopy> {
+    let slot_dir = database_dir(cache_dir, remote).join("slot-0");
+    if !slot_dir.join("state.json").exists() {
+        return Ok(LocalCopy::Absent);
+    }
+    let Some(slot) = Slot::try_lock(&slot_dir)? else {
+        return Ok(LocalCopy::InUse);
+    };
+    let db = slot.db_path();
+    if !db.exists() || slot.state.pulled_hash.is_none() {
+        return Ok(LocalCopy::Absent);
+    }
+    let etag = slot.state.version.as_ref().map(|v| v.etag.clone());
+    if slot.state.status == state::Status::Clean {
+        return Ok(LocalCopy::Clean { etag });
+    }
+    let wal_has_frames = crate::sqlite::side_files(&db)
+        .iter()
+        .take(2)
+        .any(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0));
+    let (hash, _) = crate::sqlite::hash_file(&db)?;
+    if wal_has_frames || slot.state.pulled_hash.as_deref() != Some(hash.to_hex().as_str()) {
+        Ok(LocalCopy::Dirty { path: db })
+    } else {
+        Ok(LocalCopy::Clean { etag })
+    }
+}

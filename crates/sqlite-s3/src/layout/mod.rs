@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::options::WriteMode;
+use crate::progress::ProgressFn;
 use crate::store::Remote;
 
 /// A version of the remote database, as a layout identifies it.
@@ -67,7 +68,13 @@ pub trait Layout: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
 
     /// Downloads the newest version into `dest`, unless it is `known`.
-    async fn pull(&self, remote: &Remote, known: Option<&RemoteVersion>, dest: &Path) -> Result<Pulled>;
+    async fn pull(
+        &self,
+        remote: &Remote,
+        known: Option<&RemoteVersion>,
+        dest: &Path,
+        progress: Option<&ProgressFn>,
+    ) -> Result<Pulled>;
 
     /// Publishes the complete SQLite file at `file` as the successor of
     /// `base` (`None`: the database must not exist yet), tagged with `token`.
@@ -83,11 +90,18 @@ pub trait Layout: Send + Sync + std::fmt::Debug {
         base: Option<&RemoteVersion>,
         mode: WriteMode,
         token: &str,
+        progress: Option<&ProgressFn>,
     ) -> Result<Published>;
 
     /// Whether the publish tagged `token` landed (`None`: not as far as the
     /// remote shows).
     async fn landed(&self, remote: &Remote, token: &str) -> Result<Option<Published>>;
+}
+
+/// The layout of the database at `remote`. There is one layout so far; the
+/// choice will look at what the bucket holds.
+pub fn for_remote(_remote: &Remote) -> std::sync::Arc<dyn Layout> {
+    std::sync::Arc::new(single::SingleObject)
 }
 
 /// The lineage of a new version: its token, then its parent's lineage, up to

@@ -19,6 +19,7 @@ use tokio::io::AsyncWriteExt;
 use super::{Layout, Published, Pulled, RemoteVersion, extend_lineage};
 use crate::error::{Error, Result};
 use crate::options::WriteMode;
+use crate::progress::{Direction, ProgressFn, report};
 use crate::store::{LINEAGE_ATTRIBUTE, Remote};
 
 /// See the module docs.
@@ -38,7 +39,13 @@ impl Layout for SingleObject {
         "single"
     }
 
-    async fn pull(&self, remote: &Remote, known: Option<&RemoteVersion>, dest: &Path) -> Result<Pulled> {
+    async fn pull(
+        &self,
+        remote: &Remote,
+        known: Option<&RemoteVersion>,
+        dest: &Path,
+        progress: Option<&ProgressFn>,
+    ) -> Result<Pulled> {
         let options = GetOptions {
             if_none_match: known.map(|v| v.etag.clone()),
             ..Default::default()
@@ -74,6 +81,7 @@ impl Layout for SingleObject {
             hasher.update(&chunk);
             written += chunk.len() as u64;
             file.write_all(&chunk).await.map_err(Error::io("writing", dest))?;
+            report(progress, Direction::Download, written, expected);
         }
         file.sync_all().await.map_err(Error::io("writing", dest))?;
         if written != expected {
@@ -96,8 +104,11 @@ impl Layout for SingleObject {
         base: Option<&RemoteVersion>,
         mode: WriteMode,
         token: &str,
+        progress: Option<&ProgressFn>,
     ) -> Result<Published> {
         let bytes = tokio::fs::read(file).await.map_err(Error::io("reading", file))?;
+        let total = bytes.len() as u64;
+        report(progress, Direction::Upload, 0, total);
         let lineage = extend_lineage(token, base);
         let mut attributes = Attributes::new();
         attributes.insert(Attribute::Metadata(LINEAGE_ATTRIBUTE.into()), lineage.join(",").into());

@@ -27,7 +27,7 @@ use rusqlite::Connection;
 
 use crate::cache::{self, Slot, state::Status};
 use crate::error::{Error, Result};
-use crate::layout::{Layout, Pulled, RemoteVersion, single::SingleObject};
+use crate::layout::{self, Layout, Pulled, RemoteVersion};
 use crate::location::DatabaseUrl;
 use crate::options::Options;
 use crate::sqlite::{self, header};
@@ -105,9 +105,9 @@ impl Session {
             cache_dir: cache_dir.clone(),
         })?;
         let mut session = Session {
+            layout: layout::for_remote(&remote),
             remote,
             options: options.clone(),
-            layout: Arc::new(SingleObject),
             slot,
             conn: None,
             wrote: Arc::default(),
@@ -212,6 +212,7 @@ impl Session {
             self.layout.as_ref(),
             self.options.write_mode,
             hash,
+            self.options.progress.as_ref(),
         )
         .await?;
         self.wrote.store(false, Ordering::SeqCst);
@@ -278,7 +279,8 @@ impl Session {
             None
         };
         let dest = self.slot.download_path();
-        let pulled = self.layout.pull(&self.remote, known.as_ref(), &dest).await;
+        let progress = self.options.progress.as_ref();
+        let pulled = self.layout.pull(&self.remote, known.as_ref(), &dest, progress).await;
         let outcome = match pulled {
             Err(e) => {
                 remove_database(&dest)?;

@@ -5,6 +5,7 @@ use crate::cache::Slot;
 use crate::error::{Error, Result};
 use crate::layout::{Layout, Published};
 use crate::options::WriteMode;
+use crate::progress::ProgressFn;
 use crate::sqlite::{self, header};
 use crate::store::Remote;
 
@@ -20,6 +21,7 @@ pub(crate) async fn publish_slot(
     layout: &dyn Layout,
     mode: WriteMode,
     hash: blake3::Hash,
+    progress: Option<&ProgressFn>,
 ) -> Result<()> {
     let db = slot.db_path();
     let len = std::fs::metadata(&db).map_err(Error::io("reading", &db))?.len();
@@ -33,7 +35,7 @@ pub(crate) async fn publish_slot(
     slot.state.publishing = Some(token.clone());
     slot.save()?;
     let result = layout
-        .publish(remote, &db, slot.state.version.as_ref(), mode, &token)
+        .publish(remote, &db, slot.state.version.as_ref(), mode, &token, progress)
         .await;
     match result {
         Ok(published) => {

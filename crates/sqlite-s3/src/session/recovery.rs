@@ -78,7 +78,16 @@ async fn handle_pending(
             );
             Ok(())
         }
-        PendingChanges::Publish => match publish::publish_slot(slot, remote, layout, options.write_mode, hash).await {
+        PendingChanges::Publish => match publish::publish_slot(
+            slot,
+            remote,
+            layout,
+            options.write_mode,
+            hash,
+            options.progress.as_ref(),
+        )
+        .await
+        {
             Ok(()) => {
                 tracing::info!("published changes to {} left by an earlier session", remote.url());
                 Ok(())

@@ -15,6 +15,14 @@ pub enum Problem {
     Corrupt(String),
 }
 
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::NotADatabase(reason) | Problem::Corrupt(reason) => f.write_str(reason),
+        }
+    }
+}
+
 /// Checks the header of a file of `len` bytes whose first bytes are `head`
 /// (at least 100 of them when the file has that many).
 ///

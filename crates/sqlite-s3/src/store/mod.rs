@@ -128,6 +128,17 @@ impl Remote {
         }
     }
 
+    /// The metadata of the database object (size, ETag, last modified), or
+    /// `None` when there is none.
+    pub async fn head(&self) -> Result<Option<object_store::ObjectMeta>> {
+        use object_store::ObjectStoreExt;
+        match self.store.head(&self.key).await {
+            Ok(meta) => Ok(Some(meta)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error("reading the object's metadata", e)),
+        }
+    }
+
     /// Called after a GET answered "not found": tells a missing object (Ok)
     /// from a missing bucket.
     pub(crate) async fn check_bucket(&self) -> Result<()> {

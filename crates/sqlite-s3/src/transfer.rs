@@ -1,0 +1,184 @@
+//! Copying whole databases between the store and plain local files: what
+//! `sqlite-s3 pull` and `sqlite-s3 push` do, and what a test suite uses to
+//! seed a database from a fixture.
+//!
+//! `pull` writes a plain SQLite file and remembers, in the cache, which
+//! remote version the file came from. `push` publishes a file over exactly
+//! that version: if someone published since, it is a conflict, unless forced.
+//! A file that was not pulled can only create a database that does not exist.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cache;
+use crate::error::{Error, Result};
+use crate::layout::{self, Published, RemoteVersion};
+use crate::options::{Options, WriteMode};
+use crate::session::Session;
+use crate::sqlite::{self, header};
+use crate::store::Remote;
+
+/// What a pull did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullReport {
+    /// Size of the file written.
+    pub bytes: u64,
+    /// The remote version it holds.
+    pub version: RemoteVersion,
+}
+
+/// What a push did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushReport {
+    /// Bytes uploaded.
+    pub bytes: u64,
+    /// Whether the push created the database.
+    pub created: bool,
+}
+
+/// Where the version a file was pulled from is remembered.
+#[derive(Debug, Serialize, Deserialize)]
+struct PullRecord {
+    url: String,
+    file: PathBuf,
+    version: RemoteVersion,
+}
+
+fn record_path(options: &Options, remote: &Remote, file: &Path) -> PathBuf {
+    let dir = cache::database_dir(&options.resolved_cache_dir(), remote).join("pulls");
+    let hash = blake3::hash(file.as_os_str().as_encoded_bytes()).to_hex();
+    dir.join(format!("{}.json", &hash[..24]))
+}
+
+fn absolute(file: &Path) -> Result<PathBuf> {
+    std::path::absolute(file).map_err(Error::io("resolving", file))
+}
+
+/// Downloads the newest version of the database into `dest`, a plain SQLite
+/// file. `dest` is written whole or not at all (a temporary file beside it
+/// is renamed into place).
+///
+/// # Failure
+/// [`Error::DatabaseNotFound`] when there is no database at the URL; the
+/// errors of [`Session::open_remote`].
+pub async fn pull_to_file(remote: Remote, options: &Options, dest: &Path) -> Result<PullReport> {
+    let dest = absolute(dest)?;
+    let session = Session::open_remote(remote.clone(), options).await?;
+    let Some(version) = session.version().cloned() else {
+        return Err(Error::DatabaseNotFound {
+            url: remote.url().to_string(),
+        });
+    };
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".sqlite-s3-pull-")
+        .tempfile_in(dir)
+        .map_err(Error::io("creating a file in", dir))?;
+    let bytes = std::fs::copy(session.working_copy(), tmp.path()).map_err(Error::io("writing", tmp.path()))?;
+    tmp.as_file().sync_all().map_err(Error::io("writing", tmp.path()))?;
+    tmp.persist(&dest)
+        .map_err(|e| Error::io("renaming into place", &dest)(e.error))?;
+    session.close().await?;
+    let record = PullRecord {
+        url: remote.url().to_string(),
+        file: dest.clone(),
+        version: version.clone(),
+    };
+    save_record(&record_path(options, &remote, &dest), &record)?;
+    Ok(PullReport { bytes, version })
+}
+
+/// Publishes the SQLite file `file` as the database at `remote`.
+///
+/// The file is copied through SQLite's backup API (so a file in WAL mode, or
+/// one another program is writing, yields a consistent copy) and checked
+/// with `PRAGMA quick_check` before anything is sent. Without `force`, the
+/// upload is conditional on the version `file` was pulled from; a file that
+/// was never pulled may only create a database that does not exist yet.
+///
+/// # Failure
+/// [`Error::InvalidFile`] when `file` is not a sound SQLite database;
+/// [`Error::Conflict`] when the remote is not the version the file was
+/// pulled from (or exists, for a file never pulled); store errors.
+pub async fn push_file(remote: Remote, options: &Options, file: &Path, force: bool) -> Result<PushReport> {
+    let file = absolute(file)?;
+    let scratch_dir = cache::database_dir(&options.resolved_cache_dir(), &remote);
+    std::fs::create_dir_all(&scratch_dir).map_err(Error::io("creating", &scratch_dir))?;
+    let snapshot = tempfile::Builder::new()
+        .prefix("push-")
+        .tempfile_in(&scratch_dir)
+        .map_err(Error::io("creating a file in", &scratch_dir))?;
+    let snapshot_path = snapshot.path().to_path_buf();
+    {
+        let (file, snapshot_path) = (file.clone(), snapshot_path.clone());
+        tokio::task::spawn_blocking(move || check_and_copy(&file, &snapshot_path))
+            .await
+            .expect("the copy does not panic")?;
+    }
+    let record_path = record_path(options, &remote, &file);
+    let base = load_record(&record_path).map(|r| r.version);
+    let mode = if force {
+        WriteMode::LastWriterWins
+    } else {
+        WriteMode::Conditional
+    };
+    let token = format!("{:016x}", fastrand::u64(..));
+    let bytes = std::fs::metadata(&snapshot_path)
+        .map_err(Error::io("reading", &snapshot_path))?
+        .len();
+    let layout = layout::for_remote(&remote);
+    let published = layout
+        .publish(
+            &remote,
+            &snapshot_path,
+            base.as_ref(),
+            mode,
+            &token,
+            options.progress.as_ref(),
+        )
+        .await?;
+    if let Published::Current(version) = published {
+        let record = PullRecord {
+            url: remote.url().to_string(),
+            file,
+            version,
+        };
+        save_record(&record_path, &record)?;
+    }
+    Ok(PushReport {
+        bytes,
+        created: base.is_none() && !force,
+    })
+}
+
+/// Copies `file` into `copy` through SQLite and checks the copy.
+fn check_and_copy(file: &Path, copy: &Path) -> Result<()> {
+    let invalid = |reason: String| Error::InvalidFile {
+        path: file.to_path_buf(),
+        reason,
+    };
+    let len = std::fs::metadata(file).map_err(Error::io("reading", file))?.len();
+    if len == 0 {
+        return Err(invalid("the file is empty".into()));
+    }
+    header::check(&sqlite::read_head(file, 100)?, len).map_err(|p| invalid(p.to_string()))?;
+    let source = rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| invalid(format!("SQLite cannot open it: {e}")))?;
+    source
+        .backup(rusqlite::MAIN_DB, copy, None)
+        .map_err(|e| invalid(format!("SQLite cannot read it: {e}")))?;
+    sqlite::quick_check(copy).map_err(invalid)
+}
+
+fn load_record(path: &Path) -> Option<PullRecord> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+fn save_record(path: &Path, record: &PullRecord) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
+    }
+    let bytes = serde_json::to_vec_pretty(record).expect("a record always serializes");
+    std::fs::write(path, bytes).map_err(Error::io("writing", path))
+}
