@@ -30,7 +30,7 @@ pub fn code(error: &Error) -> u8 {
         Error::Unavailable { .. } => UNAVAILABLE,
         Error::AccessDenied { .. } => ACCESS_DENIED,
         Error::BucketNotFound { .. } | Error::DatabaseNotFound { .. } => NOT_FOUND,
-        Error::NotADatabase { .. } | Error::Corrupt { .. } => NOT_A_DATABASE,
+        Error::NotADatabase { .. } | Error::Corrupt { .. } | Error::InvalidFile { .. } => NOT_A_DATABASE,
         Error::UnpublishedChanges { .. } | Error::Busy { .. } => LOCAL_STATE,
         _ => FAILURE,
     }
@@ -47,7 +47,7 @@ Exit codes:
   5  the store could not be reached
   6  access denied (credentials refused or lacking a permission)
   7  the bucket, or the database, does not exist
-  8  the object is not a sound SQLite database
+  8  not a sound SQLite database (the object, or the file given to push)
   9  unpublished changes from an earlier session, or every working copy busy";
 
 #[cfg(test)]

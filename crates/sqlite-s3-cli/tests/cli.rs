@@ -1,104 +1,10 @@
 //! The `sqlite-s3` program, run as a user runs it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-use tempfile::TempDir;
+use std::path::Path;
 
-const SECRET: &str = "cli-test-secret-never-printed";
-
-/// Where databases go for one test: a local directory, or a moto bucket.
-struct Place {
-    dir: TempDir,
-    bucket_url: String,
-    endpoint: Option<String>,
-}
-
-impl Place {
-    fn file() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let bucket_url = format!("file://{}/bucket", dir.path().display());
-        std::fs::create_dir(dir.path().join("bucket")).unwrap();
-        Self {
-            dir,
-            bucket_url,
-            endpoint: None,
-        }
-    }
-
-    fn s3() -> Option<Self> {
-        let moto = test_support::Moto::shared()?;
-        Some(Self {
-            dir: tempfile::tempdir().unwrap(),
-            bucket_url: format!("s3://{}", moto.unique_bucket("cli")),
-            endpoint: Some(moto.endpoint()),
-        })
-    }
-
-    fn url(&self, name: &str) -> String {
-        format!("{}/{name}", self.bucket_url)
-    }
-
-    fn cache(&self, name: &str) -> PathBuf {
-        self.dir.path().join("caches").join(name)
-    }
-
-    /// `sqlite-s3 ARGS` with a cache directory of its own name.
-    fn run(&self, cache: &str, args: &[&str]) -> Output {
-        let mut cmd = sqlite_s3(self.endpoint.as_deref());
-        cmd.arg("--cache-dir").arg(self.cache(cache)).args(args);
-        cmd.output().unwrap()
-    }
-}
-
-fn sqlite_s3(endpoint: Option<&str>) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sqlite-s3"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("AWS_") || key == "SQLITE_S3_CACHE_DIR" {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("AWS_ACCESS_KEY_ID", "cli-test-key")
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .env("AWS_REGION", "us-east-1");
-    if let Some(endpoint) = endpoint {
-        cmd.env("AWS_ENDPOINT_URL", endpoint);
-    }
-    cmd
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_ok(output: &Output) {
-    assert!(output.status.success(), "{:?}\n{}", output.status, stderr(output));
-}
-
-#[track_caller]
-fn assert_exit(output: &Output, code: i32, needle: &str) {
-    assert_eq!(output.status.code(), Some(code), "{}", stderr(output));
-    assert!(
-        stderr(output).contains(needle),
-        "expected {needle:?} in: {}",
-        stderr(output)
-    );
-    assert!(
-        !stderr(output).contains(SECRET),
-        "the secret leaked: {}",
-        stderr(output)
-    );
-}
-
-fn json_rows(output: &Output) -> serde_json::Value {
-    assert_ok(output);
-    serde_json::from_str(&stdout(output)).unwrap_or_else(|e| panic!("{e}: {}", stdout(output)))
-}
+use common::{Place, assert_exit, assert_ok, json_rows, sqlite_s3, stderr, stdout};
 
 /// Four processes at once, each with its own cache directory (or all with
 /// one), each adding 1 to one counter 25 times with `exec`: every increment
@@ -282,9 +188,127 @@ fn an_unreachable_endpoint_exits_5_without_the_secret() {
     let endpoint = test_support::closed_endpoint();
     let out = place.run(
         "a",
-        &["--endpoint", &endpoint, "query", "s3://some-bucket/app.db", "SELECT 1"],
+        &[
+            "-vv",
+            "--endpoint",
+            &endpoint,
+            "query",
+            "s3://some-bucket/app.db",
+            "SELECT 1",
+        ],
     );
     assert_exit(&out, 5, "could not reach the store for s3://some-bucket/app.db");
+}
+
+#[test]
+fn verbose_logs_each_request_and_the_cost() {
+    let place = Place::file();
+    let url = place.url("app.db");
+    assert_ok(&place.run("a", &["exec", &url, "CREATE TABLE t(x)"]));
+    let out = place.run("a", &["-v", "exec", &url, "INSERT INTO t VALUES (1)"]);
+    assert_ok(&out);
+    let log = stderr(&out);
+    assert!(log.contains("GET app.db -> not modified, 0 bytes"), "{log}");
+    assert!(log.contains("PUT app.db -> ok, 8192 bytes"), "{log}");
+    assert!(
+        log.contains("2 request(s): 1 GET, 0 HEAD, 1 PUT, 0 LIST; 0 bytes down, 8192 bytes up"),
+        "{log}"
+    );
+    let quiet = place.run("a", &["exec", &url, "INSERT INTO t VALUES (2)"]);
+    assert_eq!(stderr(&quiet), "", "silent without -v");
+}
+
+#[test]
+fn exec_reads_sql_from_a_file_or_standard_input() {
+    let place = Place::file();
+    let url = place.url("app.db");
+    let script = place.dir.path().join("seed.sql");
+    std::fs::write(&script, "CREATE TABLE t(x);\nINSERT INTO t VALUES (1);\n").unwrap();
+    assert_ok(&place.run("a", &["exec", &url, "-f", script.to_str().unwrap()]));
+    let mut child = place
+        .command("a", &["exec", &url, "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"INSERT INTO t VALUES (2);")
+        .unwrap();
+    assert_ok(&child.wait_with_output().unwrap());
+    let out = place.run("b", &["query", &url, "SELECT x FROM t", "--format", "jsonl"]);
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "{\"x\":1}\n{\"x\":2}\n");
+    let missing = place.run("a", &["exec", &url, "-f", "/no/such/file.sql"]);
+    assert_exit(&missing, 1, "/no/such/file.sql");
+}
+
+#[test]
+fn no_cache_leaves_nothing_behind() {
+    let place = Place::file();
+    let url = place.url("app.db");
+    let tmp = place.dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let out = sqlite_s3(None)
+        .env("TMPDIR", &tmp)
+        .args([
+            "--no-cache",
+            "exec",
+            &url,
+            "CREATE TABLE t(x); INSERT INTO t VALUES (1)",
+        ])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "the throwaway cache is removed"
+    );
+    let out = sqlite_s3(None)
+        .env("TMPDIR", &tmp)
+        .args(["--no-cache", "query", &url, "SELECT x FROM t", "--format", "csv"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "x\r\n1\r\n");
+}
+
+#[test]
+fn query_formats_show_null_and_blob_values() {
+    let place = Place::file();
+    let url = place.url("app.db");
+    assert_ok(&place.run(
+        "a",
+        &[
+            "exec",
+            &url,
+            "CREATE TABLE t(a, b); INSERT INTO t VALUES (NULL, x'00ff')",
+        ],
+    ));
+    let run = |format: &str| {
+        let out = place.run("a", &["query", &url, "SELECT a, b FROM t", "--format", format]);
+        assert_ok(&out);
+        stdout(&out)
+    };
+    assert_eq!(run("table"), "a     b\n----  -------\nNULL  x'00ff'\n");
+    assert_eq!(run("line"), "a = NULL\nb = x'00ff'\n");
+    assert_eq!(run("markdown"), "| a | b |\n| --- | --- |\n| NULL | x'00ff' |\n");
+    assert_eq!(run("jsonl"), "{\"a\":null,\"b\":\"00ff\"}\n");
+    assert_eq!(run("csv"), "a,b\r\n,x'00ff'\r\n");
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = sqlite_s3(None).args(["completions", shell]).output().unwrap();
+        assert_ok(&out);
+        assert!(stdout(&out).contains("sqlite-s3"), "{shell}");
+        assert!(stdout(&out).contains("pull"), "{shell}: completes subcommands");
+    }
 }
 
 #[test]
@@ -356,9 +380,9 @@ fn help_names_the_exit_codes_and_gives_examples() {
     let out = sqlite_s3(None).arg("--help").output().unwrap();
     assert_ok(&out);
     assert!(stdout(&out).contains("4  conflict"), "{}", stdout(&out));
-    for command in ["exec", "query"] {
+    for command in ["exec", "query", "shell", "pull", "push", "info", "completions"] {
         let out = sqlite_s3(None).args([command, "--help"]).output().unwrap();
-        assert!(stdout(&out).contains("Example:"), "{command}: {}", stdout(&out));
+        assert!(stdout(&out).contains("Example"), "{command}: {}", stdout(&out));
     }
 }
 

@@ -1,0 +1,121 @@
+//! What the program's tests share: places to put databases (a local
+//! directory or a moto bucket) and ways to run the program.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+pub const SECRET: &str = "cli-test-secret-never-printed";
+
+/// Where databases go for one test: a local directory, or a moto bucket.
+pub struct Place {
+    pub dir: TempDir,
+    pub bucket_url: String,
+    pub endpoint: Option<String>,
+}
+
+impl Place {
+    pub fn file() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let bucket_url = format!("file://{}/bucket", dir.path().display());
+        std::fs::create_dir(dir.path().join("bucket")).unwrap();
+        Self {
+            dir,
+            bucket_url,
+            endpoint: None,
+        }
+    }
+
+    pub fn s3() -> Option<Self> {
+        let moto = test_support::Moto::shared()?;
+        Some(Self {
+            dir: tempfile::tempdir().unwrap(),
+            bucket_url: format!("s3://{}", moto.unique_bucket("cli")),
+            endpoint: Some(moto.endpoint()),
+        })
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        format!("{}/{name}", self.bucket_url)
+    }
+
+    pub fn cache(&self, name: &str) -> PathBuf {
+        self.dir.path().join("caches").join(name)
+    }
+
+    /// `sqlite-s3 ARGS` with a cache directory of its own name.
+    pub fn run(&self, cache: &str, args: &[&str]) -> Output {
+        let mut cmd = sqlite_s3(self.endpoint.as_deref());
+        cmd.arg("--cache-dir").arg(self.cache(cache)).args(args);
+        cmd.output().unwrap()
+    }
+}
+
+pub fn sqlite_s3(endpoint: Option<&str>) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sqlite-s3"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("AWS_") || key == "SQLITE_S3_CACHE_DIR" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("AWS_ACCESS_KEY_ID", "cli-test-key")
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_REGION", "us-east-1");
+    if let Some(endpoint) = endpoint {
+        cmd.env("AWS_ENDPOINT_URL", endpoint);
+    }
+    cmd
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[track_caller]
+pub fn assert_ok(output: &Output) {
+    assert!(output.status.success(), "{:?}\n{}", output.status, stderr(output));
+}
+
+#[track_caller]
+pub fn assert_exit(output: &Output, code: i32, needle: &str) {
+    assert_eq!(output.status.code(), Some(code), "{}", stderr(output));
+    assert!(
+        stderr(output).contains(needle),
+        "expected {needle:?} in: {}",
+        stderr(output)
+    );
+    assert!(
+        !stderr(output).contains(SECRET),
+        "the secret leaked: {}",
+        stderr(output)
+    );
+}
+
+pub fn json_rows(output: &Output) -> serde_json::Value {
+    assert_ok(output);
+    serde_json::from_str(&stdout(output)).unwrap_or_else(|e| panic!("{e}: {}", stdout(output)))
+}
+
+impl Place {
+    /// The object of database `name` as a file (local directories only).
+    pub fn object(&self, name: &str) -> PathBuf {
+        self.dir.path().join("bucket").join(name)
+    }
+
+    /// `sqlite-s3 ARGS` ready to run in a pseudo-terminal.
+    pub fn command(&self, cache: &str, args: &[&str]) -> Command {
+        let mut cmd = sqlite_s3(self.endpoint.as_deref());
+        cmd.env("HOME", self.dir.path())
+            .arg("--cache-dir")
+            .arg(self.cache(cache))
+            .args(args);
+        cmd
+    }
+}
