@@ -39,7 +39,8 @@ impl Value {
         match self {
             Value::Null => "NULL".into(),
             Value::Integer(i) => i.to_string(),
-            Value::Real(f) => f.to_string(),
+            // As SQLite prints them: 18.0, not 18.
+            Value::Real(f) => format!("{f:?}"),
             Value::Text(t) => t.clone(),
             Value::Blob(b) => format!("x'{}'", hex(b)),
         }
