@@ -21,6 +21,9 @@ pub const NOT_A_DATABASE: u8 = 8;
 /// Unpublished changes from an earlier session, or every working copy busy.
 pub const LOCAL_STATE: u8 = 9;
 
+/// Interrupted with Ctrl-C (128 + SIGINT, as shells report it).
+pub const INTERRUPTED: u8 = 130;
+
 /// The exit code for an error.
 pub fn code(error: &Error) -> u8 {
     match error {
@@ -48,7 +51,8 @@ Exit codes:
   6  access denied (credentials refused or lacking a permission)
   7  the bucket, or the database, does not exist
   8  not a sound SQLite database (the object, or the file given to push)
-  9  unpublished changes from an earlier session, or every working copy busy";
+  9  unpublished changes from an earlier session, or every working copy busy
+130  interrupted (Ctrl-C): nothing half-written is left behind";
 
 #[cfg(test)]
 mod tests {

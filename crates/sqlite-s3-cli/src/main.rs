@@ -22,11 +22,24 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    match runtime.block_on(commands::run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            result = commands::run(cli) => Some(result),
+            // Dropping the command's future drops what it holds: temporary
+            // files are removed, a destination file is never half-written,
+            // and an upload is one request that lands whole or not at all.
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    match outcome {
+        Some(Ok(())) => ExitCode::SUCCESS,
+        Some(Err(error)) => {
             eprintln!("sqlite-s3: {error}");
             ExitCode::from(exit::code(&error))
+        }
+        None => {
+            eprintln!("sqlite-s3: interrupted");
+            ExitCode::from(exit::INTERRUPTED)
         }
     }
 }
