@@ -52,6 +52,23 @@ fn pull_then_push(place: &Place) {
 }
 
 #[test]
+fn pull_never_puts_a_file_beside_a_stale_journal() {
+    let place = Place::file();
+    let url = place.url("app.db");
+    assert_ok(&place.run("me", &["exec", &url, "CREATE TABLE t(x); INSERT INTO t VALUES (1)"]));
+    let file = place.dir.path().join("local.db");
+    std::fs::write(&file, "old contents").unwrap();
+    let wal = place.dir.path().join("local.db-wal");
+    std::fs::write(&wal, "frames of the old file").unwrap();
+    let out = place.run("me", &["pull", &url, file.to_str().unwrap()]);
+    assert_exit(&out, 1, "local.db-wal exists");
+    assert_eq!(std::fs::read(&file).unwrap(), b"old contents", "left as it was");
+    std::fs::remove_file(&wal).unwrap();
+    assert_ok(&place.run("me", &["pull", &url, file.to_str().unwrap()]));
+    assert_eq!(count(&file), 1);
+}
+
+#[test]
 fn pull_and_push_on_a_local_directory() {
     pull_then_push(&Place::file());
 }

@@ -81,6 +81,29 @@ fn a_conflict_is_shown_and_retry_runs_the_statements_again() {
     shell.exp_eof().unwrap();
 }
 
+#[test]
+fn ctrl_c_drops_the_statement_being_typed() {
+    let place = Place::file();
+    let url = place.url("app.db");
+    assert_ok(&place.run("setup", &["exec", &url, "CREATE TABLE t(x INTEGER)"]));
+    let mut shell = pty(&place, "me", &["shell", &url]);
+    shell.exp_string("sqlite-s3> ").unwrap();
+    shell.send_line("INSERT INTO t").unwrap();
+    shell.exp_string("...> ").unwrap();
+    shell.send_control('c').unwrap();
+    shell.exp_string("type .quit to leave").unwrap();
+    shell.exp_string("sqlite-s3> ").unwrap();
+    // The buffer was cleared: this line stands alone, and alone it is not SQL.
+    shell.send_line("SELECT 1 WHERE (1);").unwrap();
+    shell.exp_string("sqlite-s3> ").unwrap();
+    shell.send_line("t VALUES (1);").unwrap();
+    shell.exp_string("syntax error").unwrap();
+    shell.exp_string("sqlite-s3> ").unwrap();
+    shell.send_line(".quit").unwrap();
+    shell.exp_eof().unwrap();
+    assert_eq!(rows(&place, &url), serde_json::json!([]));
+}
+
 fn pipe(place: &Place, args: &[&str], input: &str) -> std::process::Output {
     let mut child = place
         .command("me", args)

@@ -63,7 +63,7 @@ pub enum Error {
     /// The store could not be reached, or failed in a way that may pass.
     #[error(
         "could not reach the store for {url} ({operation}): {detail}. Check the \
-         endpoint and the network, then try again"
+         endpoint and the network"
     )]
     Unavailable {
         /// The database URL.
@@ -102,7 +102,7 @@ pub enum Error {
     /// The local working copy was left as it was.
     #[error(
         "the database at {url} is damaged or its download was incomplete ({reason}); \
-         the local copy was not replaced. Try again; if it persists, restore the \
+         nothing was installed from it. Try again; if it persists, restore the \
          object from a good copy"
     )]
     Corrupt {

@@ -64,6 +64,17 @@ fn absolute(file: &Path) -> Result<PathBuf> {
 /// errors of [`Session::open_remote`].
 pub async fn pull_to_file(remote: Remote, options: &Options, dest: &Path) -> Result<PullReport> {
     let dest = absolute(dest)?;
+    // A journal or WAL beside the destination belongs to the file being
+    // replaced (open in another program, or left by a crash); SQLite would
+    // apply it to the new file and corrupt it.
+    if let Some(side) = sqlite::side_files(&dest).into_iter().take(2).find(|f| f.exists()) {
+        return Err(Error::InvalidState(format!(
+            "{} exists: {} is open in another program or was not closed cleanly; close it \
+             (or run sqlite3 on it once to finish its journal), then pull again",
+            side.display(),
+            dest.display()
+        )));
+    }
     let session = Session::open_remote(remote.clone(), options).await?;
     let Some(version) = session.version().cloned() else {
         return Err(Error::DatabaseNotFound {
@@ -163,11 +174,24 @@ fn check_and_copy(file: &Path, copy: &Path) -> Result<()> {
         return Err(invalid("the file is empty".into()));
     }
     header::check(&sqlite::read_head(file, 100)?, len).map_err(|p| invalid(p.to_string()))?;
+    // Failures of our own scratch copy (a full disk, say) are not the file's fault.
+    let ours = |e: &rusqlite::Error| {
+        matches!(
+            e.sqlite_error_code(),
+            Some(
+                rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure | rusqlite::ErrorCode::CannotOpen
+            )
+        )
+    };
     let source = rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| invalid(format!("SQLite cannot open it: {e}")))?;
-    source
-        .backup(rusqlite::MAIN_DB, copy, None)
-        .map_err(|e| invalid(format!("SQLite cannot read it: {e}")))?;
+    source.backup(rusqlite::MAIN_DB, copy, None).map_err(|e| {
+        if ours(&e) {
+            Error::Sql(e)
+        } else {
+            invalid(format!("SQLite cannot read it: {e}"))
+        }
+    })?;
     sqlite::quick_check(copy).map_err(invalid)
 }
 

@@ -29,6 +29,8 @@ enum Fault {
     LandThenTimeout,
     /// Every request is refused.
     Deny,
+    /// Every PUT is refused; reads work.
+    DenyPuts,
 }
 
 #[derive(Debug)]
@@ -68,6 +70,12 @@ impl ObjectStore for FaultStore {
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
         self.denied(location)?;
+        if *self.fault.lock().unwrap() == Fault::DenyPuts {
+            return Err(object_store::Error::PermissionDenied {
+                path: location.to_string(),
+                source: "403 AccessDenied".into(),
+            });
+        }
         let fault = std::mem::replace(&mut *self.fault.lock().unwrap(), Fault::None);
         let result = self.inner.put_opts(location, payload, opts).await?;
         match fault {
@@ -127,6 +135,11 @@ fn faulty(backend: &Backend) -> (Remote, Arc<FaultStore>, CountingStore) {
     (remote.map_store(move |_| wrapped), fault, counter)
 }
 
+/// A transport failure: `Unavailable` on S3, a store error elsewhere.
+fn outcome_unknown(error: &Error) -> bool {
+    matches!(error, Error::Unavailable { .. } | Error::Store { .. })
+}
+
 async fn add(session: &mut Session, n: i64) -> sqlite_s3::Result<()> {
     session
         .transaction(move |tx| {
@@ -140,6 +153,9 @@ async fn add(session: &mut Session, n: i64) -> sqlite_s3::Result<()> {
 on_every_store!(
     a_lost_answer_to_a_write_that_landed_is_not_a_conflict,
     a_publish_whose_answer_was_lost_is_found_landed_by_the_next_open,
+    publishing_again_after_a_lost_answer_applies_the_change_once,
+    commits_made_after_a_lost_answer_are_not_taken_as_published,
+    a_transaction_whose_answer_was_lost_succeeds_once,
 );
 
 async fn a_lost_answer_to_a_write_that_landed_is_not_a_conflict(backend: Backend) {
@@ -172,7 +188,7 @@ async fn a_publish_whose_answer_was_lost_is_found_landed_by_the_next_open(backen
 
     fault.set(Fault::LandThenTimeout);
     let err = db.publish().await.unwrap_err();
-    assert!(matches!(err, Error::Unavailable { .. }), "{err}");
+    assert!(outcome_unknown(&err), "{err}");
     drop(db); // the process gives up here
 
     counter.reset();
@@ -191,6 +207,54 @@ async fn a_publish_whose_answer_was_lost_is_found_landed_by_the_next_open(backen
     assert_eq!(count_rows(&backend.raw_get("app.db").await.unwrap(), "c"), 2);
 }
 
+async fn publishing_again_after_a_lost_answer_applies_the_change_once(backend: Backend) {
+    let (remote, fault, counter) = faulty(&backend);
+    let mut db = Session::open_remote(remote, &backend.options()).await.unwrap();
+    add(&mut db, 1).await.unwrap();
+    db.connection().execute("INSERT INTO c VALUES (2)", []).unwrap();
+    fault.set(Fault::LandThenTimeout);
+    assert!(outcome_unknown(&db.publish().await.unwrap_err()));
+    counter.reset();
+    // The next publish learns that the first one landed: no conflict, no
+    // second upload.
+    assert_eq!(db.publish().await.unwrap(), PublishOutcome::Unchanged);
+    assert_eq!(counter.counts().puts, 0);
+    add(&mut db, 3).await.unwrap();
+    db.close().await.unwrap();
+    let bytes = backend.raw_get("app.db").await.unwrap();
+    assert_eq!(count_rows(&bytes, "c"), 3);
+}
+
+async fn commits_made_after_a_lost_answer_are_not_taken_as_published(backend: Backend) {
+    let (remote, fault, _) = faulty(&backend);
+    let options = backend.options();
+    let mut db = Session::open_remote(remote.clone(), &options).await.unwrap();
+    add(&mut db, 1).await.unwrap();
+    db.connection().execute("INSERT INTO c VALUES (2)", []).unwrap();
+    fault.set(Fault::LandThenTimeout);
+    assert!(db.publish().await.is_err());
+    // The application goes on committing, then the process dies.
+    db.connection().execute("INSERT INTO c VALUES (3)", []).unwrap();
+    drop(db);
+
+    let db = Session::open_remote(remote, &options).await.unwrap();
+    assert!(!db.has_unpublished_changes().unwrap());
+    let bytes = backend.raw_get("app.db").await.unwrap();
+    assert_eq!(count_rows(&bytes, "c"), 3, "the later commit was published too");
+}
+
+async fn a_transaction_whose_answer_was_lost_succeeds_once(backend: Backend) {
+    let (remote, fault, _) = faulty(&backend);
+    let mut db = Session::open_remote(remote, &backend.options()).await.unwrap();
+    add(&mut db, 1).await.unwrap();
+    fault.set(Fault::LandThenTimeout);
+    add(&mut db, 2)
+        .await
+        .expect("the landed write is found, so the transaction succeeded");
+    db.close().await.unwrap();
+    assert_eq!(count_rows(&backend.raw_get("app.db").await.unwrap(), "c"), 2);
+}
+
 #[tokio::test]
 async fn a_transaction_that_fails_to_publish_leaves_nothing_behind() {
     let backend = Backend::new(Kind::Memory).unwrap();
@@ -199,9 +263,10 @@ async fn a_transaction_that_fails_to_publish_leaves_nothing_behind() {
     let mut db = Session::open_remote(remote.clone(), &options).await.unwrap();
     add(&mut db, 1).await.unwrap();
 
-    fault.set(Fault::Deny);
+    fault.set(Fault::DenyPuts);
     let err = add(&mut db, 2).await.unwrap_err();
     assert!(matches!(err, Error::AccessDenied { .. }), "{err}");
+    assert!(!db.has_unpublished_changes().unwrap(), "reverted at once");
     fault.set(Fault::None);
     drop(db);
 
@@ -217,7 +282,7 @@ async fn a_transaction_that_fails_to_publish_leaves_nothing_behind() {
 }
 
 #[tokio::test]
-async fn access_denied_is_reported_without_the_secret() {
+async fn access_denied_is_reported_with_the_database_named() {
     let backend = Backend::new(Kind::Memory).unwrap();
     let (remote, fault, _) = faulty(&backend);
     fault.set(Fault::Deny);

@@ -84,14 +84,30 @@ pub enum LocalCopy {
     InUse,
 }
 
-/// Looks at the first working copy of a database without changing anything
-/// (no lock is kept, nothing is published or rolled back).
+/// Looks at the working copies of a database without changing anything (no
+/// lock is kept, nothing is published or rolled back). Any copy with
+/// unpublished changes makes the answer [`LocalCopy::Dirty`]; then any copy
+/// in use makes it [`LocalCopy::InUse`]; otherwise the first copy decides.
 pub fn inspect(cache_dir: &Path, remote: &Remote) -> crate::Result<LocalCopy> {
-    let slot_dir = database_dir(cache_dir, remote).join("slot-0");
-    if !slot_dir.join("state.json").exists() {
-        return Ok(LocalCopy::Absent);
+    let db_dir = database_dir(cache_dir, remote);
+    let mut seen = Vec::new();
+    for index in 0..slot::MAX_SLOTS {
+        let slot_dir = db_dir.join(format!("slot-{index}"));
+        if slot_dir.join("state.json").exists() {
+            seen.push(inspect_slot(&slot_dir)?);
+        }
     }
-    let Some(slot) = Slot::try_lock(&slot_dir)? else {
+    let dirty = seen.iter().find(|c| matches!(c, LocalCopy::Dirty { .. })).cloned();
+    let in_use = seen.contains(&LocalCopy::InUse);
+    Ok(match (dirty, in_use, seen.into_iter().next()) {
+        (Some(dirty), _, _) => dirty,
+        (None, true, _) => LocalCopy::InUse,
+        (None, false, first) => first.unwrap_or(LocalCopy::Absent),
+    })
+}
+
+fn inspect_slot(slot_dir: &Path) -> crate::Result<LocalCopy> {
+    let Some(slot) = Slot::try_lock(slot_dir)? else {
         return Ok(LocalCopy::InUse);
     };
     let db = slot.db_path();

@@ -22,6 +22,7 @@ pub enum Status {
 
 /// The state of one slot.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SlotState {
     /// The database URL, for people reading the cache.
     pub url: String,
@@ -33,10 +34,32 @@ pub struct SlotState {
     pub pulled_hash: Option<String>,
     /// Open or cleanly closed.
     pub status: Status,
-    /// The commit token of a publish that was under way: if the process died
-    /// while it was in flight, the next session looks for the token in the
-    /// remote lineage to learn whether it landed.
-    pub publishing: Option<String>,
+    /// A publish whose outcome is not known yet (under way, or its answer
+    /// was lost): before anything else is published, the remote lineage is
+    /// searched for its token to learn whether it landed.
+    pub publishing: Option<InFlight>,
+    /// A download being put in place of the working copy: if the process
+    /// dies between the rename and the next save, the next session sees
+    /// that the file is this download, not local changes.
+    pub installing: Option<Installing>,
+}
+
+/// A publish whose outcome is not known yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InFlight {
+    /// Its commit token.
+    pub token: String,
+    /// BLAKE3 (hex) of the file it uploads.
+    pub hash: String,
+}
+
+/// A download being installed as the working copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Installing {
+    /// Its version (`None`: the empty database of a key with no object).
+    pub version: Option<RemoteVersion>,
+    /// BLAKE3 (hex) of the file.
+    pub hash: String,
 }
 
 impl SlotState {

@@ -25,7 +25,8 @@ use std::time::Instant;
 
 use rusqlite::Connection;
 
-use crate::cache::{self, Slot, state::Status};
+use crate::cache::state::{Installing, Status};
+use crate::cache::{self, Slot};
 use crate::error::{Error, Result};
 use crate::layout::{self, Layout, Pulled, RemoteVersion};
 use crate::location::DatabaseUrl;
@@ -135,6 +136,10 @@ impl Session {
     }
 
     /// The SQLite connection on the working copy.
+    ///
+    /// # Panics
+    /// When an earlier call failed to reopen the working copy (see
+    /// [`Session::is_connected`]).
     pub fn connection(&self) -> &Connection {
         self.conn
             .as_ref()
@@ -200,13 +205,8 @@ impl Session {
     /// open finds out.
     pub async fn publish(&mut self) -> Result<PublishOutcome> {
         sqlite::checkpoint(self.connection())?;
-        let db = self.slot.db_path();
-        let (hash, bytes) = sqlite::hash_file(&db)?;
-        if self.slot.state.pulled_hash.as_deref() == Some(hash.to_hex().as_str()) {
-            self.wrote.store(false, Ordering::SeqCst);
-            return Ok(PublishOutcome::Unchanged);
-        }
-        publish::publish_slot(
+        let (hash, bytes) = sqlite::hash_file(&self.slot.db_path())?;
+        let uploaded = publish::publish_slot(
             &mut self.slot,
             &self.remote,
             self.layout.as_ref(),
@@ -216,8 +216,16 @@ impl Session {
         )
         .await?;
         self.wrote.store(false, Ordering::SeqCst);
+        if !uploaded {
+            return Ok(PublishOutcome::Unchanged);
+        }
         self.last_sync = Instant::now();
         Ok(PublishOutcome::Published { bytes })
+    }
+
+    /// Settles a publish whose outcome is unknown (see [`Session::publish`]).
+    pub(crate) async fn resolve_in_flight(&mut self) -> Result<()> {
+        publish::resolve_in_flight(&mut self.slot, &self.remote, self.layout.as_ref()).await
     }
 
     /// Publishes what changed, then pulls the newest version: afterwards the
@@ -240,18 +248,28 @@ impl Session {
     /// a database that does not exist yet.
     pub async fn discard(&mut self) -> Result<RefreshOutcome> {
         self.disconnect()?;
-        self.slot.state.pulled_hash = None;
+        let outcome = self.discard_disconnected().await;
+        self.wrote.store(false, Ordering::SeqCst);
+        let connected = self.connect();
+        let outcome = outcome?;
+        connected?;
+        Ok(outcome)
+    }
+
+    async fn discard_disconnected(&mut self) -> Result<RefreshOutcome> {
+        // Forget the version before anything else: whatever happens next, the
+        // discarded changes are never taken for changes to publish on it.
+        remove_database(&self.slot.db_path())?;
+        let state = &mut self.slot.state;
+        (state.version, state.pulled_hash, state.publishing, state.installing) = (None, None, None, None);
         self.slot.save()?;
-        let outcome = match self.pull().await {
+        match self.pull().await {
             Ok(outcome) => Ok(outcome),
             Err(e) => {
-                self.replace_working_copy(None, None)?;
+                self.install(None, None)?;
                 Err(e)
             }
-        };
-        self.wrote.store(false, Ordering::SeqCst);
-        self.connect()?;
-        outcome
+        }
     }
 
     /// Publishes what changed, then releases the working copy.
@@ -331,7 +349,8 @@ impl Session {
     }
 
     /// Puts a checked download (or, with `None`, an empty database) in place
-    /// of the working copy, and records what it is.
+    /// of the working copy, and records what it is. The connection, if open,
+    /// is reopened on the new file, whatever happens.
     fn replace_working_copy(
         &mut self,
         download: Option<&Path>,
@@ -339,27 +358,40 @@ impl Session {
     ) -> Result<()> {
         let reconnect = self.conn.is_some();
         self.disconnect()?;
-        let db = self.slot.db_path();
-        remove_database(&db)?;
-        let hash = match (download, pulled) {
-            (Some(file), Some((version, hash))) => {
-                std::fs::rename(file, &db).map_err(Error::io("renaming into place", &db))?;
-                self.slot.state.version = Some(version);
-                hash
-            }
-            _ => {
-                std::fs::write(&db, b"").map_err(Error::io("creating", &db))?;
-                self.slot.state.version = None;
-                blake3::hash(b"")
-            }
-        };
-        self.slot.state.pulled_hash = Some(hash.to_hex().to_string());
-        self.slot.state.publishing = None;
-        self.slot.save()?;
+        let installed = self.install(download, pulled);
         if reconnect {
             self.connect()?;
         }
-        Ok(())
+        installed
+    }
+
+    /// The body of [`Session::replace_working_copy`], with no connection open.
+    fn install(&mut self, download: Option<&Path>, pulled: Option<(RemoteVersion, blake3::Hash)>) -> Result<()> {
+        let db = self.slot.db_path();
+        let (source, version, hash) = match (download, pulled) {
+            (Some(file), Some((version, hash))) => (file.to_path_buf(), Some(version), hash),
+            _ => {
+                let empty = self.slot.download_path();
+                std::fs::write(&empty, b"").map_err(Error::io("creating", &empty))?;
+                (empty, None, blake3::hash(b""))
+            }
+        };
+        let hash = hash.to_hex().to_string();
+        // Say what is being installed before the rename, so that a crash
+        // between the rename and the save is not taken for local changes.
+        self.slot.state.installing = Some(Installing {
+            version: version.clone(),
+            hash: hash.clone(),
+        });
+        self.slot.save()?;
+        for side in sqlite::side_files(&db) {
+            remove_file(&side)?;
+        }
+        std::fs::rename(&source, &db).map_err(Error::io("renaming into place", &db))?;
+        let state = &mut self.slot.state;
+        (state.version, state.pulled_hash) = (version, Some(hash));
+        (state.installing, state.publishing) = (None, None);
+        self.slot.save()
     }
 
     fn connect(&mut self) -> Result<()> {
@@ -374,10 +406,20 @@ impl Session {
     }
 
     fn disconnect(&mut self) -> Result<()> {
-        if let Some(conn) = self.conn.take() {
-            conn.close().map_err(|(_, e)| Error::Sql(e))?;
+        if let Some(conn) = self.conn.take()
+            && let Err((conn, e)) = conn.close()
+        {
+            self.conn = Some(conn);
+            return Err(Error::Sql(e));
         }
         Ok(())
+    }
+
+    /// Whether the session has its SQLite connection. It loses it only when
+    /// reopening the working copy failed, which the failing call reported;
+    /// [`Session::connection`] then panics, and the session should be dropped.
+    pub fn is_connected(&self) -> bool {
+        self.conn.is_some()
     }
 }
 
@@ -398,11 +440,15 @@ impl Drop for Session {
 /// beside it. A stale WAL next to a new database file would corrupt it.
 fn remove_database(db: &Path) -> Result<()> {
     for path in std::iter::once(db.to_path_buf()).chain(sqlite::side_files(db)) {
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("removing", path)(e)),
-        }
+        remove_file(&path)?;
     }
     Ok(())
+}
+
+fn remove_file(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("removing", path)(e)),
+    }
 }

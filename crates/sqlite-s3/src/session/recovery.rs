@@ -5,11 +5,14 @@
 //! 1. SQLite opens the working copy, which rolls back a half-done
 //!    transaction (hot journal) or replays the WAL, and folds the WAL in.
 //! 2. If the file still hashes to what was pulled, there is nothing to do.
+//!    If a download was being installed and the file is that download, the
+//!    install is completed.
 //! 3. If a publish was in flight and the remote lineage holds its token, it
-//!    landed: record it.
-//! 4. Otherwise there are unpublished committed changes. With
+//!    landed: what it uploaded becomes the pulled version.
+//! 4. If the file still differs, there are unpublished committed changes. With
 //!    [`PendingChanges::Publish`] (the default) they are published over the
-//!    version they were made on; if the remote moved on since, publishing
+//!    version they were made on, always conditionally (even when the
+//!    session asked for last-writer-wins, an old copy never overwrites); if the remote moved on since, publishing
 //!    would overwrite someone's work, so the open fails with
 //!    [`Error::UnpublishedChanges`] and the file stays where it is. With
 //!    [`PendingChanges::Discard`] the file is moved to the `rescued` folder.
@@ -17,7 +20,7 @@
 use crate::cache::{Slot, state::Status};
 use crate::error::{Error, Result};
 use crate::layout::Layout;
-use crate::options::{Options, PendingChanges};
+use crate::options::{Options, PendingChanges, WriteMode};
 use crate::sqlite;
 use crate::store::Remote;
 
@@ -34,12 +37,21 @@ pub(crate) async fn settle(slot: &mut Slot, remote: &Remote, layout: &dyn Layout
         sqlite::checkpoint(&conn)?;
         conn.close().map_err(|(_, e)| Error::Sql(e))?;
         let (hash, _) = sqlite::hash_file(&db)?;
-        if slot.state.pulled_hash.as_deref() != Some(hash.to_hex().as_str()) {
+        let hex = hash.to_hex().to_string();
+        if let Some(installing) = slot.state.installing.take()
+            && installing.hash == hex
+        {
+            slot.state.version = installing.version;
+            slot.state.pulled_hash = Some(installing.hash);
+        }
+        publish::resolve_in_flight(slot, remote, layout).await?;
+        if slot.state.pulled_hash.as_deref() != Some(hex.as_str()) {
             handle_pending(slot, remote, layout, options, hash).await?;
         }
     }
     slot.state.status = Status::Clean;
     slot.state.publishing = None;
+    slot.state.installing = None;
     slot.save()
 }
 
@@ -51,13 +63,6 @@ async fn handle_pending(
     hash: blake3::Hash,
 ) -> Result<()> {
     let db = slot.db_path();
-    if let Some(token) = slot.state.publishing.clone()
-        && let Some(published) = layout.landed(remote, &token).await?
-    {
-        tracing::info!("a publish of {} from an earlier session had landed", remote.url());
-        publish::record(slot, published, hash);
-        return Ok(());
-    }
     match options.pending {
         PendingChanges::Discard => {
             let rescue = slot.rescue_dir();
@@ -78,17 +83,19 @@ async fn handle_pending(
             );
             Ok(())
         }
+        // Always conditional: an old copy never overwrites newer work, even
+        // for a session that asked for last-writer-wins.
         PendingChanges::Publish => match publish::publish_slot(
             slot,
             remote,
             layout,
-            options.write_mode,
+            WriteMode::Conditional,
             hash,
             options.progress.as_ref(),
         )
         .await
         {
-            Ok(()) => {
+            Ok(_) => {
                 tracing::info!("published changes to {} left by an earlier session", remote.url());
                 Ok(())
             }

@@ -27,8 +27,11 @@ impl Session {
     ///
     /// # Failure
     /// [`Error::Conflict`] after the last try; any error of `f`; the errors of
-    /// [`Session::publish`]. On any failure the working copy is put back to
-    /// the remote version: nothing of `f` is left behind to be published later.
+    /// [`Session::publish`]. On failure the working copy is put back to the
+    /// remote version, so nothing of `f` is published later, with one
+    /// exception: when the store cannot be reached to learn whether the
+    /// upload landed, the change is kept and the next session finishes it
+    /// exactly once ([`Error::Unavailable`] says so; do not run it again).
     pub async fn transaction<T, F>(&mut self, mut f: F) -> Result<T>
     where
         F: FnMut(&Transaction<'_>) -> Result<T>,
@@ -50,21 +53,50 @@ impl Session {
                 Ok(_) => return Ok(value),
                 Err(error) => error,
             };
-            // Put the working copy back to the remote's newest version.
-            let reverted = self.discard().await;
-            match error {
-                Error::Conflict { url, .. } if attempt >= policy.max_attempts => {
-                    return Err(Error::Conflict { url, attempts: attempt });
-                }
-                Error::Conflict { .. } => {
-                    reverted?;
-                    let delay = policy.backoff(attempt);
-                    tracing::debug!("conflict on try {attempt} of {}; retrying in {delay:?}", self.url());
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                other => return Err(other),
+            if !error.is_conflict() {
+                return self.after_failed_publish(value, error).await;
             }
+            // Put the working copy back to the remote's newest version.
+            self.discard().await?;
+            if attempt >= policy.max_attempts {
+                return Err(Error::Conflict {
+                    url: self.url().to_string(),
+                    attempts: attempt,
+                });
+            }
+            let delay = policy.backoff(attempt);
+            tracing::debug!("conflict on try {attempt} of {}; retrying in {delay:?}", self.url());
+            tokio::time::sleep(delay).await;
+            attempt += 1;
         }
+    }
+
+    /// A publish failed with something other than a conflict, so whether its
+    /// upload landed may be unknown. Ask the remote: landed means the
+    /// transaction succeeded; not landed means it did not, and the working
+    /// copy goes back to the remote version. If the remote cannot tell
+    /// either, the change and its token stay in the working copy, so that
+    /// the next publish or open settles it exactly once, and the caller is
+    /// told not to run it again.
+    async fn after_failed_publish<T>(&mut self, value: T, error: Error) -> Result<T> {
+        if self.resolve_in_flight().await.is_err() {
+            return Err(match error {
+                Error::Unavailable {
+                    url, detail, source, ..
+                } => Error::Unavailable {
+                    url,
+                    operation: "publishing a transaction: whether it landed is unknown; it is kept and the \
+                                next session on this cache finishes it, so do not run it again",
+                    detail,
+                    source,
+                },
+                other => other,
+            });
+        }
+        if !self.has_unpublished_changes()? {
+            return Ok(value);
+        }
+        self.discard().await?;
+        Err(error)
     }
 }

@@ -8,17 +8,19 @@
 //!   `dir/.NAME.sqlite-s3-version` holding a random token that changes with
 //!   every write made through this store, then the object's user metadata
 //!   (`x-amz-meta-*` on S3), one `key=value` a line.
-//! - The ETag of an object is `TOKEN:FILE-ETAG`, where the file ETag is
-//!   object_store's own (inode, modification time, size) of the file that
-//!   was actually read. An object rewritten by another program changes the
-//!   second part, a write through this store changes the first, so an ETag
-//!   never comes back after it has been replaced, even when the file system
-//!   reuses an inode within one clock tick.
+//! - The ETag of an object is `TOKEN:FILE-ETAG`, where the file ETag
+//!   (inode, modification time, size) is that of the file actually read. An
+//!   object rewritten by another program changes the second part, a write
+//!   through this store changes the first, so an ETag never comes back after
+//!   it has been replaced, even when the file system reuses an inode within
+//!   one clock tick.
 //! - Every write holds an exclusive lock on the version file (`flock`), reads
 //!   the current ETag, checks the condition, writes the object (a temporary
 //!   file renamed over the old one, with fsync), then writes a new token.
 //!   Writers in other processes wait for the lock, so check-and-write is
-//!   atomic among them.
+//!   atomic among them. All of it runs in one blocking task that owns the
+//!   lock: a caller that stops waiting (a timeout, Ctrl-C) cannot release the
+//!   lock while its write is still to land.
 //! - Reads take no lock: a read that races a write may pair an old token with
 //!   a new file (or the reverse). That pair is never the ETag of any later
 //!   state, so a write conditioned on it fails as a conflict, which is safe.
@@ -34,8 +36,8 @@ use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
-    Attribute, Attributes, CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    Attribute, Attributes, CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload,
+    ObjectMeta, ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 
 use crate::error::{Error, Result};
@@ -84,18 +86,6 @@ impl LocalStore {
         path.push(format!(".{name}{VERSION_SUFFIX}"));
         path
     }
-
-    fn read_version(path: &std::path::Path) -> (String, Attributes) {
-        parse_version(&std::fs::read_to_string(path).unwrap_or_default())
-    }
-
-    async fn current_etag(&self, location: &Path, token: &str) -> object_store::Result<Option<String>> {
-        match self.inner.head(location).await {
-            Ok(meta) => Ok(Some(compose(token, &meta))),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
 }
 
 /// The token and the metadata of a version file.
@@ -123,8 +113,24 @@ fn format_version(token: &str, attributes: &Attributes) -> String {
     text
 }
 
-fn compose(token: &str, meta: &ObjectMeta) -> String {
-    format!("{token}:{}", meta.e_tag.as_deref().unwrap_or(""))
+/// The ETag of the file behind `metadata`: inode, modification time in
+/// microseconds and size, as common HTTP servers make them.
+fn file_etag(metadata: &std::fs::Metadata) -> String {
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(metadata);
+    #[cfg(not(unix))]
+    let inode = 0u64;
+    let mtime = metadata
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .unwrap_or_default()
+        .as_micros();
+    format!("{inode:x}-{mtime:x}-{:x}", metadata.len())
+}
+
+fn compose(token: &str, metadata: &std::fs::Metadata) -> String {
+    format!("{token}:{}", file_etag(metadata))
 }
 
 fn generic(source: std::io::Error) -> object_store::Error {
@@ -134,43 +140,69 @@ fn generic(source: std::io::Error) -> object_store::Error {
     }
 }
 
-/// An exclusive lock on a version file, held while it lives.
-struct VersionLock {
-    file: File,
-}
-
-impl VersionLock {
-    async fn acquire(path: PathBuf) -> object_store::Result<Self> {
-        tokio::task::spawn_blocking(move || {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            let file = File::options()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)?;
-            file.lock()?;
-            Ok(VersionLock { file })
-        })
-        .await?
-        .map_err(generic)
+/// Lock, compare, write, record: the body of [`LocalStore::put_opts`].
+fn compare_and_swap(
+    object: &std::path::Path,
+    version: &std::path::Path,
+    path: &str,
+    payload: PutPayload,
+    opts: PutOptions,
+) -> object_store::Result<PutResult> {
+    let dir = object.parent().expect("an object path has a parent");
+    std::fs::create_dir_all(dir).map_err(generic)?;
+    let mut lock = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(version)
+        .map_err(generic)?;
+    lock.lock().map_err(generic)?;
+    let mut text = String::new();
+    lock.read_to_string(&mut text).map_err(generic)?;
+    let (token, _) = parse_version(&text);
+    let current = match std::fs::metadata(object) {
+        Ok(metadata) => Some(compose(&token, &metadata)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(generic(e)),
+    };
+    match (&opts.mode, &current) {
+        (PutMode::Create, Some(_)) => {
+            return Err(object_store::Error::AlreadyExists {
+                path: path.to_string(),
+                source: "the object exists".into(),
+            });
+        }
+        (PutMode::Update(expected), current) if expected.e_tag.is_none() || current != &expected.e_tag => {
+            return Err(object_store::Error::Precondition {
+                path: path.to_string(),
+                source: "the object changed since it was read".into(),
+            });
+        }
+        _ => {}
     }
-
-    fn token(&mut self) -> std::io::Result<String> {
-        let mut text = String::new();
-        self.file.seek(SeekFrom::Start(0))?;
-        self.file.read_to_string(&mut text)?;
-        Ok(parse_version(&text).0)
+    let mut staged = tempfile::Builder::new()
+        .prefix(".sqlite-s3-put-")
+        .tempfile_in(dir)
+        .map_err(generic)?;
+    for chunk in payload.iter() {
+        staged.write_all(chunk).map_err(generic)?;
     }
-
-    fn write(&mut self, text: &str) -> std::io::Result<()> {
-        self.file.set_len(0)?;
-        self.file.seek(SeekFrom::Start(0))?;
-        self.file.write_all(text.as_bytes())?;
-        self.file.sync_data()
-    }
+    staged.as_file().sync_all().map_err(generic)?;
+    let file = staged.persist(object).map_err(|e| generic(e.error))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(generic)?;
+    let metadata = file.metadata().map_err(generic)?;
+    let new_token = format!("{:016x}", fastrand::u64(..));
+    let text = format_version(&new_token, &opts.attributes);
+    lock.set_len(0).map_err(generic)?;
+    lock.seek(SeekFrom::Start(0)).map_err(generic)?;
+    lock.write_all(text.as_bytes()).map_err(generic)?;
+    lock.sync_data().map_err(generic)?;
+    Ok(PutResult {
+        e_tag: Some(compose(&new_token, &metadata)),
+        version: None,
+        extensions: Default::default(),
+    })
 }
 
 impl fmt::Display for LocalStore {
@@ -193,38 +225,12 @@ impl ObjectStore for LocalStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
-        let mut lock = VersionLock::acquire(self.version_file(location)).await?;
-        let token = lock.token().map_err(generic)?;
-        let current = self.current_etag(location, &token).await?;
+        let object = self.inner.path_to_filesystem(location)?;
+        let version = self.version_file(location);
         let path = location.to_string();
-        match (&opts.mode, &current) {
-            (PutMode::Create, Some(_)) => {
-                return Err(object_store::Error::AlreadyExists {
-                    path,
-                    source: "the object exists".into(),
-                });
-            }
-            (PutMode::Update(expected), current) if expected.e_tag.is_none() || current != &expected.e_tag => {
-                return Err(object_store::Error::Precondition {
-                    path,
-                    source: "the object changed since it was read".into(),
-                });
-            }
-            _ => {}
-        }
-        let metadata = opts.attributes.clone();
-        let inner_opts = PutOptions {
-            mode: PutMode::Overwrite,
-            attributes: Attributes::new(),
-            ..opts
-        };
-        let written = self.inner.put_opts(location, payload, inner_opts).await?;
-        let new_token = format!("{:016x}", fastrand::u64(..));
-        lock.write(&format_version(&new_token, &metadata)).map_err(generic)?;
-        Ok(PutResult {
-            e_tag: Some(format!("{new_token}:{}", written.e_tag.as_deref().unwrap_or(""))),
-            ..written
-        })
+        // One blocking task does the whole compare-and-swap while holding the
+        // lock; it completes as a unit even if this future is dropped.
+        tokio::task::spawn_blocking(move || compare_and_swap(&object, &version, &path, payload, opts)).await?
     }
 
     async fn put_multipart_opts(
@@ -244,20 +250,20 @@ impl ObjectStore for LocalStore {
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
-        let (token, metadata) = Self::read_version(&self.version_file(location));
-        let GetOptions {
-            if_match,
-            if_none_match,
-            ..
-        } = &options;
-        let (if_match, if_none_match) = (if_match.clone(), if_none_match.clone());
+        let text = std::fs::read_to_string(self.version_file(location)).unwrap_or_default();
+        let (token, metadata) = parse_version(&text);
+        let (if_match, if_none_match) = (options.if_match.clone(), options.if_none_match.clone());
         let inner_options = GetOptions {
             if_match: None,
             if_none_match: None,
             ..options
         };
         let mut result = self.inner.get_opts(location, inner_options).await?;
-        let etag = compose(&token, &result.meta);
+        let etag = match &result.payload {
+            // The file that was opened, whatever has replaced it since.
+            GetResultPayload::File(file, _) => compose(&token, &file.metadata().map_err(generic)?),
+            GetResultPayload::Stream(_) => format!("{token}:{}", result.meta.e_tag.as_deref().unwrap_or("")),
+        };
         let path = location.to_string();
         if if_none_match.is_some_and(|v| v == "*" || v == etag) {
             return Err(object_store::Error::NotModified {
@@ -304,7 +310,7 @@ impl ObjectStore for LocalStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use object_store::UpdateVersion;
+    use object_store::{ObjectStoreExt, UpdateVersion};
 
     fn update(e_tag: &str) -> PutOptions {
         PutOptions::from(PutMode::Update(UpdateVersion {
@@ -383,6 +389,55 @@ mod tests {
             .collect()
             .await;
         assert_eq!(listed, vec!["app.db".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_caller_gave_up_still_completes_under_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(LocalStore::new(dir.path().to_path_buf()).unwrap());
+        let key = Path::from("app.db");
+        let first = store
+            .put_opts(&key, "one".into(), PutMode::Create.into())
+            .await
+            .unwrap();
+        // Start a conditional write, then drop the future after one poll.
+        {
+            let write = store.put_opts(&key, "two".into(), update(first.e_tag.as_deref().unwrap()));
+            futures::pin_mut!(write);
+            let _ = futures::poll!(write);
+        }
+        // A second writer that read the first version must not win: it
+        // either waits for the abandoned write to finish and fails its
+        // condition, or (if the abandoned one had not begun) wins once.
+        let second = store
+            .put_opts(&key, "three".into(), update(first.e_tag.as_deref().unwrap()))
+            .await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let content = store.get(&key).await.unwrap().bytes().await.unwrap();
+        let head = store.head(&key).await.unwrap().e_tag.unwrap();
+        match second {
+            Ok(put) => {
+                assert_eq!(content, "three");
+                assert_eq!(put.e_tag.unwrap(), head, "nothing landed after the winner");
+            }
+            Err(e) => {
+                assert!(matches!(e, object_store::Error::Precondition { .. }), "{e}");
+                assert_eq!(content, "two");
+            }
+        }
+    }
+
+    #[test]
+    fn our_file_etag_matches_what_a_head_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().to_path_buf()).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let key = Path::from("a.db");
+        let put = runtime
+            .block_on(store.put_opts(&key, "x".into(), PutMode::Create.into()))
+            .unwrap();
+        let head = runtime.block_on(store.head(&key)).unwrap();
+        assert_eq!(put.e_tag, head.e_tag);
     }
 
     #[tokio::test]

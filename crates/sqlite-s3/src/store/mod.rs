@@ -97,7 +97,13 @@ impl Remote {
     /// A string that tells this database apart from any other: scheme,
     /// endpoint, bucket and key.
     pub(crate) fn identity(&self) -> String {
-        format!("{}\n{}", self.endpoint.as_deref().unwrap_or(""), self.url)
+        let mut identity = format!("{}\n{}", self.endpoint.as_deref().unwrap_or(""), self.url);
+        if self.url.scheme() == Scheme::Memory {
+            // A memory store lives and dies with its process, and its ETags
+            // restart with it: a cached copy must never outlive it.
+            identity.push_str(&format!("\n{}", *memory::PROCESS_NONCE));
+        }
+        identity
     }
 
     /// Turns a store error into an [`Error`] naming this database.
@@ -114,12 +120,14 @@ impl Remote {
                     source: Box::new(source),
                 }
             }
-            object_store::Error::Generic { .. } if is_transient(&source) => Error::Unavailable {
-                url,
-                operation,
-                detail: innermost(&source),
-                source: Box::new(source),
-            },
+            object_store::Error::Generic { .. } if self.url.scheme() == Scheme::S3 && is_transient(&source) => {
+                Error::Unavailable {
+                    url,
+                    operation,
+                    detail: innermost(&source),
+                    source: Box::new(source),
+                }
+            }
             _ => Error::Store {
                 url,
                 operation,

@@ -88,11 +88,13 @@ impl Shell {
                 println!("{outcome:?}");
             }
             ".retry" => {
-                let statements = std::mem::take(&mut self.unpublished);
+                // The statements are kept until they are published: a failed
+                // retry can be retried.
+                let sql = self.unpublished.join(";\n");
                 self.session.discard().await?;
-                let sql = statements.join(";\n");
                 self.session.transaction(|tx| Ok(tx.execute_batch(&sql)?)).await?;
-                println!("published {} statement(s)", statements.len());
+                println!("published {} statement(s)", self.unpublished.len());
+                self.unpublished.clear();
             }
             ".discard" => {
                 self.unpublished.clear();

@@ -84,6 +84,9 @@ impl Shell {
                     match self.line(&line).await {
                         Ok(Flow::Quit) => break,
                         Ok(Flow::Continue) => {}
+                        // The working copy could not be reopened: nothing
+                        // more can run in this session.
+                        Err(e) if !self.session.is_connected() => return Err(e),
                         Err(e) => eprintln!("error: {e}"),
                     }
                 }
@@ -185,6 +188,9 @@ impl Shell {
 
     /// At exit: publish what is left.
     async fn finish(mut self) -> Result<()> {
+        if !self.session.is_connected() {
+            return Ok(());
+        }
         if !self.session.connection().is_autocommit() {
             eprintln!("note: the open transaction was rolled back (it was never committed)");
             self.session.connection().execute_batch("ROLLBACK")?;
