@@ -44,6 +44,19 @@ pub struct Global {
     /// Print no progress bars and no notices.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// The layout of a database this run creates; an existing one keeps its own. `versioned` stores chunks and
+    /// numbered versions, so a write uploads what changed.
+    #[arg(long, global = true, value_enum, default_value_t = Layout::Single)]
+    pub layout: Layout,
+}
+
+/// Layouts of a new database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Layout {
+    /// The object is the SQLite file (readable by `aws s3 cp` and `sqlite3`).
+    Single,
+    /// Chunks and numbered manifests: costs what changed, keeps history.
+    Versioned,
 }
 
 /// The commands.

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use sqlite_s3::store::{CountingStore, Counts};
-use sqlite_s3::{Options, PendingChanges, Remote, Result, StoreOptions};
+use sqlite_s3::{LayoutKind, Options, PendingChanges, Remote, Result, StoreOptions};
 use tempfile::TempDir;
 
-use crate::cli::Global;
+use crate::cli::{Global, Layout};
 use crate::progress;
 
 /// The environment of one run of the program.
@@ -31,7 +31,11 @@ impl Context {
         if let Some(region) = &global.region {
             store = store.region(region);
         }
-        let mut options = Options::new().store(store);
+        let layout = match global.layout {
+            Layout::Single => LayoutKind::Single,
+            Layout::Versioned => LayoutKind::Versioned,
+        };
+        let mut options = Options::new().store(store).layout(layout);
         let scratch = if global.no_cache {
             let dir = tempfile::Builder::new()
                 .prefix("sqlite-s3-")

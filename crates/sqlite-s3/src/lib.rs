@@ -52,6 +52,7 @@ pub mod store;
 pub mod transfer;
 
 pub use error::{Error, Result};
+pub use layout::LayoutKind;
 pub use location::{DatabaseUrl, Scheme};
 pub use options::{Options, PendingChanges, RetryPolicy, StoreOptions, WriteMode};
 pub use session::{PublishOutcome, RefreshOutcome, Session};

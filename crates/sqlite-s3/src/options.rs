@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::layout::LayoutKind;
 use crate::progress::ProgressFn;
 
 /// How to reach an S3 or S3-compatible store. Anything left unset comes from
@@ -148,6 +149,7 @@ pub struct Options {
     pub(crate) pending: PendingChanges,
     pub(crate) retry: RetryPolicy,
     pub(crate) progress: Option<ProgressFn>,
+    pub(crate) layout: LayoutKind,
 }
 
 impl fmt::Debug for Options {
@@ -159,6 +161,7 @@ impl fmt::Debug for Options {
             .field("pending", &self.pending)
             .field("retry", &self.retry)
             .field("progress", &self.progress.as_ref().map(|_| "<callback>"))
+            .field("layout", &self.layout)
             .finish()
     }
 }
@@ -211,6 +214,13 @@ impl Options {
     /// Retries of the retrying transaction.
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// The layout of a database created by this session; an existing
+    /// database keeps the layout it has.
+    pub fn layout(mut self, layout: LayoutKind) -> Self {
+        self.layout = layout;
         self
     }
 

@@ -138,8 +138,12 @@ pub async fn push_file(remote: Remote, options: &Options, file: &Path, force: bo
     let bytes = std::fs::metadata(&snapshot_path)
         .map_err(Error::io("reading", &snapshot_path))?
         .len();
-    let layout = layout::for_remote(&remote);
-    let published = layout
+    let kind = match layout::detect(&remote).await? {
+        Some(kind) => kind,
+        None => options.layout,
+    };
+    let published = kind
+        .layout()
         .publish(
             &remote,
             &snapshot_path,

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use serde_json::json;
 use sqlite_s3::cache::{self, LocalCopy};
-use sqlite_s3::{Error, Result, Session};
+use sqlite_s3::{Error, LayoutKind, Result, Session};
 
 use super::ignore_broken_pipe;
 use crate::cli::InfoFormat;
@@ -28,7 +28,12 @@ pub async fn run(ctx: &mut Context, url: &str, format: InfoFormat) -> Result<()>
     if session.version().is_none() {
         return Err(Error::DatabaseNotFound { url: url.to_string() });
     }
-    let meta = remote.head().await?;
+    let layout = session.layout();
+    let version = session.version().cloned();
+    let meta = match layout {
+        LayoutKind::Single => remote.head().await?,
+        LayoutKind::Versioned => None,
+    };
     let conn = session.connection();
     let pragma = |name: &str| -> Result<rusqlite::types::Value> {
         Ok(conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))?)
@@ -54,13 +59,17 @@ pub async fn run(ctx: &mut Context, url: &str, format: InfoFormat) -> Result<()>
     };
     let value = json!({
         "url": url,
-        "layout": "single",
-        "size": meta.as_ref().map(|m| m.size),
+        "layout": layout.name(),
+        "size": meta.as_ref().map(|m| m.size).or_else(|| version.as_ref().and_then(|v| v.manifest.as_ref()).map(|m| m.size)),
+        "version": version.as_ref().and_then(|v| v.manifest.as_ref()).map(|m| m.version),
         "page_size": to_json(page_size),
         "page_count": to_json(page_count),
         "journal_mode": to_json(journal_mode),
         "etag": meta.as_ref().and_then(|m| m.e_tag.clone()),
-        "last_modified": meta.as_ref().map(|m| m.last_modified.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        "last_modified": meta
+            .as_ref()
+            .map(|m| m.last_modified.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .or_else(|| version.as_ref().and_then(|v| v.manifest.as_ref()).map(|m| m.committed_at.clone())),
         "local_copy": local_state,
         "local_changes": local_path,
         "tables": tables.iter().map(|(name, rows)| json!({"name": name, "rows": rows})).collect::<Vec<_>>(),
@@ -96,7 +105,13 @@ fn text(v: &serde_json::Value, out: &mut impl Write) -> std::io::Result<()> {
     };
     let lines = [
         ("database", show(&v["url"])),
-        ("layout", "single object (the object is the SQLite file)".to_string()),
+        (
+            "layout",
+            match v["layout"].as_str() {
+                Some("versioned") => format!("versioned (version {})", show(&v["version"])),
+                _ => "single object (the object is the SQLite file)".to_string(),
+            },
+        ),
         ("size", format!("{} bytes", show(&v["size"]))),
         ("page size", show(&v["page_size"])),
         ("page count", show(&v["page_count"])),

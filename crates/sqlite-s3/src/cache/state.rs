@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::layout::RemoteVersion;
+use crate::layout::{LayoutKind, RemoteVersion};
 
 /// Whether a session has the slot open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -34,6 +34,8 @@ pub struct SlotState {
     pub pulled_hash: Option<String>,
     /// Open or cleanly closed.
     pub status: Status,
+    /// The layout of the database, once known.
+    pub layout: Option<LayoutKind>,
     /// A publish whose outcome is not known yet (under way, or its answer
     /// was lost): before anything else is published, the remote lineage is
     /// searched for its token to learn whether it landed.

@@ -8,8 +8,11 @@
 //! layout plugs in here.
 //!
 //! - [`single`]: the object at the key IS the SQLite file.
+//! - [`versioned`]: immutable numbered manifests and content-addressed
+//!   chunks; a commit costs what changed.
 
 pub mod single;
+pub mod versioned;
 
 use std::path::Path;
 
@@ -30,6 +33,81 @@ pub struct RemoteVersion {
     /// as recorded by the writers (empty for objects written by other tools).
     #[serde(default)]
     pub lineage: Vec<String>,
+    /// For the versioned layout: the manifest of the version, so that the
+    /// next pull and publish need not fetch it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<Box<versioned::manifest::Manifest>>,
+}
+
+/// The layouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayoutKind {
+    /// The object at the key is the SQLite file.
+    #[default]
+    Single,
+    /// Manifests and chunks under `KEY.sqlite-s3/`.
+    Versioned,
+}
+
+impl LayoutKind {
+    /// Its implementation.
+    pub fn layout(self) -> std::sync::Arc<dyn Layout> {
+        match self {
+            LayoutKind::Single => std::sync::Arc::new(single::SingleObject),
+            LayoutKind::Versioned => std::sync::Arc::new(versioned::Versioned),
+        }
+    }
+
+    /// Its name, as the command line spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LayoutKind::Single => "single",
+            LayoutKind::Versioned => "versioned",
+        }
+    }
+
+    fn other(self) -> Self {
+        match self {
+            LayoutKind::Single => LayoutKind::Versioned,
+            LayoutKind::Versioned => LayoutKind::Single,
+        }
+    }
+}
+
+/// Pulls with the layout a working copy last used (`known_kind`), or, when
+/// that finds nothing, with the other one: a database is detected from what
+/// the bucket holds. Returns the layout in use, or `None` when there is no
+/// database in either.
+pub(crate) async fn pull_detecting(
+    known_kind: Option<LayoutKind>,
+    remote: &Remote,
+    known: Option<&RemoteVersion>,
+    base_file: Option<&Path>,
+    dest: &Path,
+    progress: Option<&ProgressFn>,
+) -> Result<(Option<LayoutKind>, Pulled)> {
+    let first = known_kind.unwrap_or_default();
+    let pulled = first.layout().pull(remote, known, base_file, dest, progress).await?;
+    if !matches!(pulled, Pulled::Absent) {
+        return Ok((Some(first), pulled));
+    }
+    let second = first.other();
+    match second.layout().pull(remote, None, None, dest, progress).await? {
+        Pulled::Absent => Ok((None, Pulled::Absent)),
+        pulled => Ok((Some(second), pulled)),
+    }
+}
+
+/// The layout of the database at `remote`, or `None` when there is none.
+pub async fn detect(remote: &Remote) -> Result<Option<LayoutKind>> {
+    if remote.head().await?.is_some() {
+        return Ok(Some(LayoutKind::Single));
+    }
+    if versioned::Versioned.exists(remote).await? {
+        return Ok(Some(LayoutKind::Versioned));
+    }
+    Ok(None)
 }
 
 /// The outcome of a pull.
@@ -39,14 +117,14 @@ pub enum Pulled {
     Unchanged,
     /// There is no database at the key yet.
     Absent,
-    /// A version was downloaded into the destination file (not yet checked
+    /// A version was written into the destination file (not yet checked
     /// as SQLite).
     Downloaded {
         /// Its version.
         version: RemoteVersion,
-        /// BLAKE3 of the downloaded file.
+        /// BLAKE3 of the file written.
         hash: blake3::Hash,
-        /// Its size.
+        /// Bytes downloaded for it.
         bytes: u64,
     },
 }
@@ -68,10 +146,13 @@ pub trait Layout: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
 
     /// Downloads the newest version into `dest`, unless it is `known`.
+    /// `base_file` is the working copy, holding `known`: a layout may start
+    /// from it instead of downloading everything.
     async fn pull(
         &self,
         remote: &Remote,
         known: Option<&RemoteVersion>,
+        base_file: Option<&Path>,
         dest: &Path,
         progress: Option<&ProgressFn>,
     ) -> Result<Pulled>;
@@ -96,12 +177,6 @@ pub trait Layout: Send + Sync + std::fmt::Debug {
     /// Whether the publish tagged `token` landed (`None`: not as far as the
     /// remote shows).
     async fn landed(&self, remote: &Remote, token: &str) -> Result<Option<Published>>;
-}
-
-/// The layout of the database at `remote`. There is one layout so far; the
-/// choice will look at what the bucket holds.
-pub fn for_remote(_remote: &Remote) -> std::sync::Arc<dyn Layout> {
-    std::sync::Arc::new(single::SingleObject)
 }
 
 /// The lineage of a new version: its token, then its parent's lineage, up to

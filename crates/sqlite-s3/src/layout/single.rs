@@ -43,6 +43,7 @@ impl Layout for SingleObject {
         &self,
         remote: &Remote,
         known: Option<&RemoteVersion>,
+        _base_file: Option<&Path>,
         dest: &Path,
         progress: Option<&ProgressFn>,
     ) -> Result<Pulled> {
@@ -68,6 +69,7 @@ impl Layout for SingleObject {
         let version = RemoteVersion {
             etag,
             lineage: lineage_of(&result.attributes),
+            manifest: None,
         };
         let expected = result.meta.size;
         let mut file = tokio::fs::File::create(dest)
@@ -135,7 +137,11 @@ impl Layout for SingleObject {
                 let etag = put.e_tag.ok_or_else(|| {
                     Error::InvalidState(format!("the store returned no ETag after publishing {}", remote.url()))
                 })?;
-                Ok(Published::Current(RemoteVersion { etag, lineage }))
+                Ok(Published::Current(RemoteVersion {
+                    etag,
+                    lineage,
+                    manifest: None,
+                }))
             }
             Err(
                 object_store::Error::Precondition { .. }
@@ -167,6 +173,7 @@ impl Layout for SingleObject {
             Some(0) => Some(Published::Current(RemoteVersion {
                 etag: head.meta.e_tag.clone().unwrap_or_default(),
                 lineage,
+                manifest: None,
             })),
             Some(_) => Some(Published::Superseded),
             None => None,

@@ -28,7 +28,7 @@ use rusqlite::Connection;
 use crate::cache::state::{Installing, Status};
 use crate::cache::{self, Slot};
 use crate::error::{Error, Result};
-use crate::layout::{self, Layout, Pulled, RemoteVersion};
+use crate::layout::{self, LayoutKind, Pulled, RemoteVersion};
 use crate::location::DatabaseUrl;
 use crate::options::Options;
 use crate::sqlite::{self, header};
@@ -70,7 +70,6 @@ pub enum RefreshOutcome {
 pub struct Session {
     remote: Remote,
     options: Options,
-    layout: Arc<dyn Layout>,
     slot: Slot,
     conn: Option<Connection>,
     /// Set by the commit hook when the connection commits a write.
@@ -106,7 +105,6 @@ impl Session {
             cache_dir: cache_dir.clone(),
         })?;
         let mut session = Session {
-            layout: layout::for_remote(&remote),
             remote,
             options: options.clone(),
             slot,
@@ -116,16 +114,10 @@ impl Session {
             closed: false,
         };
         session.slot.state.url = session.remote.url().to_string();
-        recovery::settle(
-            &mut session.slot,
-            &session.remote,
-            session.layout.as_ref(),
-            &session.options,
-        )
-        .await?;
+        recovery::settle(&mut session.slot, &session.remote, &session.options).await?;
         for sibling in session.slot.siblings() {
             if let Some(mut other) = Slot::try_lock(&sibling)? {
-                recovery::settle(&mut other, &session.remote, session.layout.as_ref(), &session.options).await?;
+                recovery::settle(&mut other, &session.remote, &session.options).await?;
             }
         }
         session.slot.state.status = Status::Open;
@@ -161,6 +153,12 @@ impl Session {
     /// The working copy: an ordinary SQLite file.
     pub fn working_copy(&self) -> PathBuf {
         self.slot.db_path()
+    }
+
+    /// The layout of the database (for a database that does not exist yet,
+    /// the one it will be created with).
+    pub fn layout(&self) -> LayoutKind {
+        self.slot.state.layout.unwrap_or(self.options.layout)
     }
 
     /// The remote version the working copy was pulled from or last published
@@ -206,10 +204,12 @@ impl Session {
     pub async fn publish(&mut self) -> Result<PublishOutcome> {
         sqlite::checkpoint(self.connection())?;
         let (hash, bytes) = sqlite::hash_file(&self.slot.db_path())?;
+        let layout = self.layout();
+        self.slot.state.layout = Some(layout);
         let uploaded = publish::publish_slot(
             &mut self.slot,
             &self.remote,
-            self.layout.as_ref(),
+            layout.layout().as_ref(),
             self.options.write_mode,
             hash,
             self.options.progress.as_ref(),
@@ -225,7 +225,8 @@ impl Session {
 
     /// Settles a publish whose outcome is unknown (see [`Session::publish`]).
     pub(crate) async fn resolve_in_flight(&mut self) -> Result<()> {
-        publish::resolve_in_flight(&mut self.slot, &self.remote, self.layout.as_ref()).await
+        let layout = self.layout().layout();
+        publish::resolve_in_flight(&mut self.slot, &self.remote, layout.as_ref()).await
     }
 
     /// Publishes what changed, then pulls the newest version: afterwards the
@@ -298,7 +299,22 @@ impl Session {
         };
         let dest = self.slot.download_path();
         let progress = self.options.progress.as_ref();
-        let pulled = self.layout.pull(&self.remote, known.as_ref(), &dest, progress).await;
+        let base = have_copy.then_some(db.as_path());
+        let pulled = layout::pull_detecting(
+            self.slot.state.layout,
+            &self.remote,
+            known.as_ref(),
+            base,
+            &dest,
+            progress,
+        )
+        .await;
+        let pulled = pulled.map(|(kind, pulled)| {
+            if kind.is_some() {
+                self.slot.state.layout = kind;
+            }
+            pulled
+        });
         let outcome = match pulled {
             Err(e) => {
                 remove_database(&dest)?;
@@ -312,7 +328,7 @@ impl Session {
                 RefreshOutcome::Absent
             }
             Ok(Pulled::Downloaded { version, hash, bytes }) => {
-                if let Err(e) = self.check_download(&dest, bytes).await {
+                if let Err(e) = self.check_download(&dest).await {
                     remove_database(&dest)?;
                     return Err(e);
                 }
@@ -325,8 +341,9 @@ impl Session {
     }
 
     /// Checks that a download is a sound SQLite database.
-    async fn check_download(&self, dest: &Path, bytes: u64) -> Result<()> {
+    async fn check_download(&self, dest: &Path) -> Result<()> {
         let url = self.remote.url().to_string();
+        let bytes = std::fs::metadata(dest).map_err(Error::io("reading", dest))?.len();
         let head = sqlite::read_head(dest, 100)?;
         header::check(&head, bytes).map_err(|problem| match problem {
             header::Problem::NotADatabase(reason) => Error::NotADatabase {

@@ -27,7 +27,9 @@ use crate::store::Remote;
 use super::{publish, remove_database};
 
 /// Settles a slot an earlier session left open. See the module docs.
-pub(crate) async fn settle(slot: &mut Slot, remote: &Remote, layout: &dyn Layout, options: &Options) -> Result<()> {
+pub(crate) async fn settle(slot: &mut Slot, remote: &Remote, options: &Options) -> Result<()> {
+    let layout = slot.state.layout.unwrap_or(options.layout).layout();
+    let layout = layout.as_ref();
     if slot.state.status == Status::Clean {
         return Ok(());
     }

@@ -4,18 +4,20 @@
 //! object_store's `LocalFileSystem` can create an object only if absent, but
 //! has no conditional update (`If-Match`). [`LocalStore`] adds it:
 //!
-//! - Next to each object `dir/NAME` lives a small version file
-//!   `dir/.NAME.sqlite-s3-version` holding a random token that changes with
-//!   every write made through this store, then the object's user metadata
-//!   (`x-amz-meta-*` on S3), one `key=value` a line.
+//! - Next to each object `dir/NAME` that is ever overwritten or carries
+//!   metadata lives a small version file `dir/.NAME.sqlite-s3-version`
+//!   holding a random token that changes with every write made through this
+//!   store, then the object's user metadata (`x-amz-meta-*` on S3), one
+//!   `key=value` a line. Objects only ever created (the chunks and manifests
+//!   of the versioned layout) need none.
 //! - The ETag of an object is `TOKEN:FILE-ETAG`, where the file ETag
 //!   (inode, modification time, size) is that of the file actually read. An
 //!   object rewritten by another program changes the second part, a write
 //!   through this store changes the first, so an ETag never comes back after
 //!   it has been replaced, even when the file system reuses an inode within
 //!   one clock tick.
-//! - Every write holds an exclusive lock on the version file (`flock`), reads
-//!   the current ETag, checks the condition, writes the object (a temporary
+//! - Every write holds an exclusive lock (`flock`) on the directory's
+//!   `.sqlite-s3-lock` file, reads the current ETag, checks the condition, writes the object (a temporary
 //!   file renamed over the old one, with fsync), then writes a new token.
 //!   Writers in other processes wait for the lock, so check-and-write is
 //!   atomic among them. All of it runs in one blocking task that owns the
@@ -27,7 +29,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
@@ -44,6 +46,7 @@ use crate::error::{Error, Result};
 use crate::location::DatabaseUrl;
 
 const VERSION_SUFFIX: &str = ".sqlite-s3-version";
+const LOCK_NAME: &str = ".sqlite-s3-lock";
 
 /// A local directory with conditional updates. See the module docs.
 #[derive(Debug)]
@@ -150,17 +153,19 @@ fn compare_and_swap(
 ) -> object_store::Result<PutResult> {
     let dir = object.parent().expect("an object path has a parent");
     std::fs::create_dir_all(dir).map_err(generic)?;
-    let mut lock = File::options()
-        .read(true)
+    let lock = File::options()
         .write(true)
         .create(true)
         .truncate(false)
-        .open(version)
+        .open(dir.join(LOCK_NAME))
         .map_err(generic)?;
     lock.lock().map_err(generic)?;
-    let mut text = String::new();
-    lock.read_to_string(&mut text).map_err(generic)?;
-    let (token, _) = parse_version(&text);
+    let text = match std::fs::read_to_string(version) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(generic(e)),
+    };
+    let (token, _) = parse_version(text.as_deref().unwrap_or_default());
     let current = match std::fs::metadata(object) {
         Ok(metadata) => Some(compose(&token, &metadata)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -192,12 +197,17 @@ fn compare_and_swap(
     let file = staged.persist(object).map_err(|e| generic(e.error))?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(generic)?;
     let metadata = file.metadata().map_err(generic)?;
-    let new_token = format!("{:016x}", fastrand::u64(..));
-    let text = format_version(&new_token, &opts.attributes);
-    lock.set_len(0).map_err(generic)?;
-    lock.seek(SeekFrom::Start(0)).map_err(generic)?;
-    lock.write_all(text.as_bytes()).map_err(generic)?;
-    lock.sync_data().map_err(generic)?;
+    // Objects only ever created keep no version file; the file part of
+    // their ETag is enough, since nothing ever replaces them through here.
+    let needs_version = text.is_some() || !opts.attributes.is_empty() || !matches!(opts.mode, PutMode::Create);
+    let new_token = if needs_version {
+        let new_token = format!("{:016x}", fastrand::u64(..));
+        write_atomically(version, format_version(&new_token, &opts.attributes).as_bytes()).map_err(generic)?;
+        new_token
+    } else {
+        String::new()
+    };
+    drop(lock);
     Ok(PutResult {
         e_tag: Some(compose(&new_token, &metadata)),
         version: None,
@@ -211,10 +221,23 @@ impl fmt::Display for LocalStore {
     }
 }
 
+/// Writes a small file whole: a temporary file, fsync, rename.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("a version file has a directory");
+    let mut staged = tempfile::Builder::new()
+        .prefix(".sqlite-s3-version-")
+        .tempfile_in(dir)?;
+    staged.write_all(bytes)?;
+    staged.as_file().sync_all()?;
+    staged.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// The store's own files, which are not objects.
 fn is_version_file(meta: &ObjectMeta) -> bool {
     meta.location
         .filename()
-        .is_some_and(|name| name.ends_with(VERSION_SUFFIX))
+        .is_some_and(|name| name.ends_with(VERSION_SUFFIX) || name.starts_with(".sqlite-s3-"))
 }
 
 #[async_trait]

@@ -1,0 +1,154 @@
+//! Manifests: immutable, numbered, each a complete description of one
+//! version of the database.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The format written by this version of the crate.
+pub const FORMAT: u32 = 1;
+
+/// One chunk of the database file: the BLAKE3 of its bytes (uncompressed),
+/// and which of the manifest's chunk homes holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRef {
+    /// BLAKE3 of the chunk's bytes, hex.
+    pub hash: String,
+    /// Index into [`Manifest::homes`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub home: u16,
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
+}
+
+/// A version of the database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`FORMAT`].
+    pub format: u32,
+    /// Its number: 1 for the first version, then one more each commit.
+    pub version: u64,
+    /// The version it was made from.
+    pub parent: Option<u64>,
+    /// Size of the database file in bytes.
+    pub size: u64,
+    /// SQLite page size.
+    pub page_size: u32,
+    /// Bytes per chunk (the last chunk may be shorter).
+    pub chunk_size: u64,
+    /// Key prefixes that hold chunks; the first is this database's own.
+    pub homes: Vec<String>,
+    /// The chunks, in file order.
+    pub chunks: Vec<ChunkRef>,
+    /// When it was committed (RFC 3339).
+    pub committed_at: String,
+    /// The commit token of its writer.
+    pub writer: String,
+    /// Chunk bytes uploaded by this commit (compressed).
+    pub uploaded_bytes: u64,
+}
+
+impl Manifest {
+    /// Encodes as zstd-compressed JSON.
+    pub fn encode(&self) -> Vec<u8> {
+        let json = serde_json::to_vec(self).expect("a manifest always serializes");
+        zstd::bulk::compress(&json, 3).expect("compressing to memory cannot fail")
+    }
+
+    /// Decodes and checks what [`Manifest::encode`] wrote; `number` is the
+    /// version its key says it is. `what` names the object in errors.
+    pub fn decode(bytes: &[u8], number: u64, what: &str) -> Result<Self> {
+        let corrupt = |reason: String| Error::Corrupt {
+            url: what.to_string(),
+            reason,
+        };
+        let json =
+            zstd::stream::decode_all(bytes).map_err(|e| corrupt(format!("manifest does not decompress: {e}")))?;
+        let manifest: Manifest =
+            serde_json::from_slice(&json).map_err(|e| corrupt(format!("manifest does not parse: {e}")))?;
+        if manifest.format != FORMAT {
+            return Err(corrupt(format!(
+                "manifest format {} is not {FORMAT}: written by another version of sqlite-s3",
+                manifest.format
+            )));
+        }
+        if manifest.version != number {
+            return Err(corrupt(format!(
+                "manifest says version {} under key {number}",
+                manifest.version
+            )));
+        }
+        let expected = manifest.size.div_ceil(manifest.chunk_size.max(1));
+        if manifest.chunk_size == 0 || manifest.chunks.len() as u64 != expected {
+            return Err(corrupt(format!(
+                "{} chunks of {} bytes cannot hold {} bytes",
+                manifest.chunks.len(),
+                manifest.chunk_size,
+                manifest.size
+            )));
+        }
+        if manifest
+            .chunks
+            .iter()
+            .any(|c| usize::from(c.home) >= manifest.homes.len())
+        {
+            return Err(corrupt("a chunk names a home the manifest does not list".into()));
+        }
+        Ok(manifest)
+    }
+
+    /// The byte range of chunk `index` in the file.
+    pub fn range(&self, index: usize) -> std::ops::Range<u64> {
+        let start = index as u64 * self.chunk_size;
+        start..(start + self.chunk_size).min(self.size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        Manifest {
+            format: FORMAT,
+            version: 7,
+            parent: Some(6),
+            size: 2_500_000,
+            page_size: 4096,
+            chunk_size: 1 << 20,
+            homes: vec!["app.db.sqlite-s3/chunks".into()],
+            chunks: (0..3)
+                .map(|i| ChunkRef {
+                    hash: format!("{i:064x}"),
+                    home: 0,
+                })
+                .collect(),
+            committed_at: "2026-11-25T10:00:00Z".into(),
+            writer: "abc".into(),
+            uploaded_bytes: 1000,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_checks_itself() {
+        let m = sample();
+        assert_eq!(Manifest::decode(&m.encode(), 7, "m").unwrap(), m);
+        assert_eq!(m.range(2), 2 << 20..2_500_000);
+        assert!(matches!(
+            Manifest::decode(&m.encode(), 8, "m"),
+            Err(Error::Corrupt { .. })
+        ));
+        assert!(matches!(
+            Manifest::decode(b"garbage", 7, "m"),
+            Err(Error::Corrupt { .. })
+        ));
+        let mut short = sample();
+        short.chunks.pop();
+        assert!(matches!(
+            Manifest::decode(&short.encode(), 7, "m"),
+            Err(Error::Corrupt { .. })
+        ));
+    }
+}

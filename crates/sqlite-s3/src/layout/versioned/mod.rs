@@ -1,0 +1,440 @@
+//! The versioned layout: a database costs what changed.
+//!
+//! ```text
+//! KEY.sqlite-s3/
+//!   manifests/00000000000000000001    immutable, zstd JSON: one complete version each
+//!   manifests/00000000000000000002
+//!   chunks/<blake3 of the bytes>       immutable, zstd: 256 KiB of the database file
+//!   latest                             a hint: a recent version number (advisory)
+//! ```
+//!
+//! - **Commit**: cut the file into 256 KiB chunks, upload the chunks the base
+//!   version lacks (create-if-absent: content-addressed, so an existing one
+//!   is fine), then create manifest N+1 with `If-None-Match: *`. Exactly one
+//!   of several concurrent committers on N wins; the others get a conflict.
+//!   Only create-if-absent is needed, which every store has.
+//! - **Warm pull**: GET manifest N+1; 404 means N is still the newest: one
+//!   request, nothing downloaded. Otherwise walk forward to the newest and
+//!   download only the chunks whose hash changed, patched into a copy of the
+//!   working copy; every chunk is checked against its hash.
+//! - **Cold pull**: GET the `latest` hint, then walk forward from it; with no
+//!   hint, one LIST of the manifests. The hint is rewritten every
+//!   [`HINT_EVERY`] versions, so a commit costs no request for it most of the
+//!   time, and a cold open walks at most that many versions forward.
+
+mod chunks;
+pub mod manifest;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use async_trait::async_trait;
+use object_store::path::Path as Key;
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use self::manifest::{ChunkRef, FORMAT, Manifest};
+use super::{Layout, Published, Pulled, RemoteVersion, extend_lineage};
+use crate::error::{Error, Result};
+use crate::options::WriteMode;
+use crate::progress::{Direction, ProgressFn, report};
+use crate::store::Remote;
+
+/// The `latest` hint is rewritten by the commits whose number is a multiple
+/// of this (and by the first).
+pub const HINT_EVERY: u64 = 8;
+
+/// How many versions back [`Layout::landed`] looks for a commit token.
+const LANDED_WINDOW: u64 = 16;
+
+/// See the module docs.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Versioned;
+
+/// The keys of one database.
+struct Keys {
+    root: String,
+}
+
+impl Keys {
+    fn new(remote: &Remote) -> Self {
+        Self {
+            root: format!("{}.sqlite-s3", remote.key()),
+        }
+    }
+
+    fn manifest(&self, n: u64) -> Key {
+        Key::from(format!("{}/manifests/{n:020}", self.root))
+    }
+
+    fn manifests(&self) -> Key {
+        Key::from(format!("{}/manifests", self.root))
+    }
+
+    fn latest(&self) -> Key {
+        Key::from(format!("{}/latest", self.root))
+    }
+
+    fn own_home(&self) -> String {
+        format!("{}/chunks", self.root)
+    }
+}
+
+fn chunk_key(home: &str, hash: &str) -> Key {
+    Key::from(format!("{home}/{hash}"))
+}
+
+/// Names an object of the database in messages.
+fn object_name(remote: &Remote, key: &Key) -> String {
+    format!("{} (object {key})", remote.url())
+}
+
+fn version_number(version: &RemoteVersion) -> Option<u64> {
+    version.etag.parse().ok()
+}
+
+impl Versioned {
+    /// Manifest `n`, or `None` when there is none.
+    async fn manifest(&self, remote: &Remote, keys: &Keys, n: u64) -> Result<Option<Manifest>> {
+        let key = keys.manifest(n);
+        let bytes = match remote.store().get(&key).await {
+            Ok(result) => result
+                .bytes()
+                .await
+                .map_err(|e| remote.error("downloading a manifest", e))?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(remote.error("downloading a manifest", e)),
+        };
+        Manifest::decode(&bytes, n, &object_name(remote, &key)).map(Some)
+    }
+
+    /// The newest manifest after version `n`, walking forward one version at
+    /// a time (one request when `n` is the newest).
+    async fn newest_after(&self, remote: &Remote, keys: &Keys, n: u64) -> Result<Option<Manifest>> {
+        let mut newest = None;
+        let mut next = n + 1;
+        while let Some(manifest) = self.manifest(remote, keys, next).await? {
+            newest = Some(manifest);
+            next += 1;
+        }
+        Ok(newest)
+    }
+
+    /// The newest manifest, knowing nothing: the hint, else one listing,
+    /// then forward to the newest.
+    async fn latest(&self, remote: &Remote, keys: &Keys) -> Result<Option<Manifest>> {
+        let hinted = match remote.store().get(&keys.latest()).await {
+            Ok(result) => {
+                let bytes = result
+                    .bytes()
+                    .await
+                    .map_err(|e| remote.error("reading the latest hint", e))?;
+                std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+            }
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => return Err(remote.error("reading the latest hint", e)),
+        };
+        let start = match hinted {
+            Some(n) => Some(n),
+            None => self.highest_listed(remote, keys).await?,
+        };
+        let Some(start) = start else { return Ok(None) };
+        let base = self.manifest(remote, keys, start).await?;
+        let after = self.newest_after(remote, keys, start).await?;
+        match (after, base) {
+            (Some(newer), _) => Ok(Some(newer)),
+            (None, Some(base)) => Ok(Some(base)),
+            // The hint names a version that is gone: trust the listing.
+            (None, None) => match self.highest_listed(remote, keys).await? {
+                Some(n) if Some(n) != hinted => Ok(self.manifest(remote, keys, n).await?),
+                _ => Ok(None),
+            },
+        }
+    }
+
+    async fn highest_listed(&self, remote: &Remote, keys: &Keys) -> Result<Option<u64>> {
+        use futures::TryStreamExt;
+        let listed: Vec<_> = remote
+            .store()
+            .list(Some(&keys.manifests()))
+            .try_collect()
+            .await
+            .map_err(|e| remote.error("listing the versions", e))?;
+        Ok(listed
+            .iter()
+            .filter_map(|m| m.location.filename().and_then(|f| f.parse::<u64>().ok()))
+            .max())
+    }
+
+    /// Whether a database in this layout exists at `remote`.
+    pub async fn exists(&self, remote: &Remote) -> Result<bool> {
+        let keys = Keys::new(remote);
+        Ok(self.latest(remote, &keys).await?.is_some())
+    }
+
+    async fn fetch_chunk(&self, remote: &Remote, manifest: &Manifest, index: usize) -> Result<(Vec<u8>, u64)> {
+        let chunk = &manifest.chunks[index];
+        let key = chunk_key(&manifest.homes[usize::from(chunk.home)], &chunk.hash);
+        let corrupt = |reason: String| Error::Corrupt {
+            url: object_name(remote, &key),
+            reason,
+        };
+        let compressed = match remote.store().get(&key).await {
+            Ok(result) => result
+                .bytes()
+                .await
+                .map_err(|e| remote.error("downloading a chunk", e))?,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(corrupt(format!(
+                    "chunk {index} of version {} is missing",
+                    manifest.version
+                )));
+            }
+            Err(e) => return Err(remote.error("downloading a chunk", e)),
+        };
+        let bytes = chunks::decompress_checked(&compressed, &chunk.hash, manifest.chunk_size).map_err(corrupt)?;
+        let expected = manifest.range(index);
+        if bytes.len() as u64 != expected.end - expected.start {
+            return Err(corrupt(format!(
+                "chunk {index} has {} bytes, not {}",
+                bytes.len(),
+                expected.end - expected.start
+            )));
+        }
+        Ok((bytes, compressed.len() as u64))
+    }
+
+    fn version(manifest: Manifest, lineage: Vec<String>) -> RemoteVersion {
+        RemoteVersion {
+            etag: manifest.version.to_string(),
+            lineage,
+            manifest: Some(Box::new(manifest)),
+        }
+    }
+}
+
+#[async_trait]
+impl Layout for Versioned {
+    fn name(&self) -> &'static str {
+        "versioned"
+    }
+
+    async fn pull(
+        &self,
+        remote: &Remote,
+        known: Option<&RemoteVersion>,
+        base_file: Option<&Path>,
+        dest: &Path,
+        progress: Option<&ProgressFn>,
+    ) -> Result<Pulled> {
+        let keys = Keys::new(remote);
+        let known_number = known.and_then(version_number);
+        let newest = match known_number {
+            Some(n) => self.newest_after(remote, &keys, n).await?,
+            None => self.latest(remote, &keys).await?,
+        };
+        let Some(manifest) = newest else {
+            if known_number.is_some() {
+                return Ok(Pulled::Unchanged);
+            }
+            remote.check_bucket().await?;
+            return Ok(Pulled::Absent);
+        };
+        // Start from the working copy when it holds a known version with the
+        // same chunking; fetch only the chunks whose hash differs.
+        let base = known
+            .and_then(|v| v.manifest.as_deref())
+            .zip(base_file)
+            .filter(|(m, _)| m.chunk_size == manifest.chunk_size);
+        match base {
+            Some((_, file)) => std::fs::copy(file, dest).map(drop),
+            None => std::fs::File::create(dest).map(drop),
+        }
+        .map_err(Error::io("writing", dest))?;
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dest)
+            .map_err(Error::io("writing", dest))?;
+        out.set_len(manifest.size).map_err(Error::io("writing", dest))?;
+        let wanted: Vec<usize> = (0..manifest.chunks.len())
+            .filter(|&i| base.and_then(|(m, _)| m.chunks.get(i)).map(|c| &c.hash) != Some(&manifest.chunks[i].hash))
+            .collect();
+        let total: u64 = wanted
+            .iter()
+            .map(|&i| manifest.range(i).end - manifest.range(i).start)
+            .sum();
+        let (mut written, mut downloaded) = (0u64, 0u64);
+        for &index in &wanted {
+            let (bytes, compressed) = self.fetch_chunk(remote, &manifest, index).await?;
+            chunks::write_at(&mut out, manifest.range(index).start, &bytes, dest)?;
+            written += bytes.len() as u64;
+            downloaded += compressed;
+            report(progress, Direction::Download, written, total);
+        }
+        out.sync_all().map_err(Error::io("writing", dest))?;
+        drop(out);
+        let (hash, _) = crate::sqlite::hash_file(dest)?;
+        let lineage = vec![manifest.writer.clone()];
+        Ok(Pulled::Downloaded {
+            version: Self::version(manifest, lineage),
+            hash,
+            bytes: downloaded,
+        })
+    }
+
+    async fn publish(
+        &self,
+        remote: &Remote,
+        file: &Path,
+        base: Option<&RemoteVersion>,
+        mode: WriteMode,
+        token: &str,
+        progress: Option<&ProgressFn>,
+    ) -> Result<Published> {
+        let keys = Keys::new(remote);
+        let parent: Option<Manifest> = match (mode, base) {
+            (WriteMode::LastWriterWins, _) => self.latest(remote, &keys).await?,
+            (WriteMode::Conditional, None) => None,
+            (WriteMode::Conditional, Some(base)) => match &base.manifest {
+                Some(m) => Some((**m).clone()),
+                None => {
+                    let n = version_number(base).ok_or_else(|| {
+                        Error::InvalidState(format!("{} is not a version of the versioned layout", base.etag))
+                    })?;
+                    Some(self.manifest(remote, &keys, n).await?.ok_or_else(|| Error::Conflict {
+                        url: remote.url().to_string(),
+                        attempts: 1,
+                    })?)
+                }
+            },
+        };
+        let path = file.to_path_buf();
+        let size = std::fs::metadata(file).map_err(Error::io("reading", file))?.len();
+        let head = crate::sqlite::read_head(file, 100)?;
+        let page_size = match head.get(16..18).map(|b| u16::from_be_bytes([b[0], b[1]])) {
+            Some(1) => 65_536,
+            Some(n) if n >= 512 => u32::from(n),
+            _ => 4096,
+        };
+        let hashes = tokio::task::spawn_blocking(move || chunks::hash_chunks(&path, chunks::CHUNK_SIZE))
+            .await
+            .expect("hashing does not panic")?;
+
+        let homes = parent
+            .as_ref()
+            .map_or_else(|| vec![keys.own_home()], |p| p.homes.clone());
+        let existing: HashMap<&str, &ChunkRef> = parent
+            .iter()
+            .flat_map(|p| p.chunks.iter().map(|c| (c.hash.as_str(), c)))
+            .collect();
+        let own = u16::try_from(homes.iter().position(|h| *h == keys.own_home()).unwrap_or(0)).unwrap_or(0);
+        let mut refs = Vec::with_capacity(hashes.len());
+        let mut sent: HashMap<String, ()> = HashMap::new();
+        let to_send: u64 = hashes
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| !existing.contains_key(h.as_str()))
+            .map(|(i, _)| {
+                let start = i as u64 * chunks::CHUNK_SIZE;
+                (start + chunks::CHUNK_SIZE).min(size) - start
+            })
+            .sum();
+        let (mut uploaded, mut done) = (0u64, 0u64);
+        report(progress, Direction::Upload, 0, to_send);
+        for (index, hash) in hashes.iter().enumerate() {
+            if let Some(existing) = existing.get(hash.as_str()) {
+                refs.push((*existing).clone());
+                continue;
+            }
+            refs.push(ChunkRef {
+                hash: hash.clone(),
+                home: own,
+            });
+            if sent.insert(hash.clone(), ()).is_some() {
+                continue;
+            }
+            let bytes = chunks::read_chunk(file, index, chunks::CHUNK_SIZE)?;
+            let compressed = chunks::compress(&bytes);
+            let len = compressed.len() as u64;
+            let key = chunk_key(&homes[usize::from(own)], hash);
+            match remote
+                .store()
+                .put_opts(&key, PutPayload::from(compressed), PutMode::Create.into())
+                .await
+            {
+                Ok(_) | Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {}
+                Err(e) => return Err(remote.error("uploading a chunk", e)),
+            }
+            uploaded += len;
+            done += bytes.len() as u64;
+            report(progress, Direction::Upload, done, to_send);
+        }
+        let number = parent.as_ref().map_or(1, |p| p.version + 1);
+        let manifest = Manifest {
+            format: FORMAT,
+            version: number,
+            parent: parent.as_ref().map(|p| p.version),
+            size,
+            page_size,
+            chunk_size: chunks::CHUNK_SIZE,
+            homes,
+            chunks: refs,
+            committed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            writer: token.to_string(),
+            uploaded_bytes: uploaded,
+        };
+        let created = remote
+            .store()
+            .put_opts(
+                &keys.manifest(number),
+                PutPayload::from(manifest.encode()),
+                PutOptions::from(PutMode::Create),
+            )
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                // Ours, if a retry's first answer was lost; someone else's otherwise.
+                return match self.manifest(remote, &keys, number).await? {
+                    Some(theirs) if theirs.writer == token => {
+                        Ok(Published::Current(Self::version(theirs, extend_lineage(token, base))))
+                    }
+                    _ => Err(Error::Conflict {
+                        url: remote.url().to_string(),
+                        attempts: 1,
+                    }),
+                };
+            }
+            Err(e) => return Err(remote.error("uploading a manifest", e)),
+        }
+        // The hint is advisory: readers walk forward from it, so a stale,
+        // failed or late write only costs them a request or a few.
+        if (number == 1 || number.is_multiple_of(HINT_EVERY))
+            && let Err(e) = remote.store().put(&keys.latest(), number.to_string().into()).await
+        {
+            tracing::debug!("could not update the latest hint of {}: {e}", remote.url());
+        }
+        Ok(Published::Current(Self::version(manifest, extend_lineage(token, base))))
+    }
+
+    async fn landed(&self, remote: &Remote, token: &str) -> Result<Option<Published>> {
+        let keys = Keys::new(remote);
+        let Some(newest) = self.latest(remote, &keys).await? else {
+            return Ok(None);
+        };
+        if newest.writer == token {
+            let lineage = vec![token.to_string()];
+            return Ok(Some(Published::Current(Self::version(newest, lineage))));
+        }
+        let oldest = newest.version.saturating_sub(LANDED_WINDOW).max(1);
+        for n in (oldest..newest.version).rev() {
+            if let Some(m) = self.manifest(remote, &keys, n).await?
+                && m.writer == token
+            {
+                return Ok(Some(Published::Superseded));
+            }
+        }
+        Ok(None)
+    }
+}

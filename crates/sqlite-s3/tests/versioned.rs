@@ -1,0 +1,290 @@
+//! The versioned layout, on every store: round trips, detection, the
+//! concurrent-commit race, corruption of each kind of object, and the
+//! request and byte budgets of warm sessions.
+
+mod support;
+
+use sqlite_s3::{Error, LayoutKind, Options, RefreshOutcome, Session};
+use support::{Backend, Kind};
+
+const MIB: u64 = 1 << 20;
+
+fn versioned(backend: &Backend) -> Options {
+    backend.options().layout(LayoutKind::Versioned)
+}
+
+/// Fills table `t` with `rows` rows of 1000 random bytes (about 1 MiB per
+/// 1000 rows).
+async fn fill(session: &mut Session, rows: u32) {
+    session
+        .transaction(move |tx| {
+            tx.execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v BLOB);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+                 INSERT INTO t(v) SELECT randomblob(1000) FROM n;"
+            ))?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+fn count(session: &Session) -> i64 {
+    session
+        .connection()
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn manifest_key(n: u64) -> String {
+    format!("app.db.sqlite-s3/manifests/{n:020}")
+}
+
+on_every_store!(
+    a_versioned_database_round_trips_and_is_detected,
+    concurrent_commits_each_land_exactly_once,
+    a_stale_commit_conflicts_and_creates_no_version,
+    a_warm_read_only_session_sends_one_request,
+    a_one_row_write_uploads_one_chunk_and_a_reader_downloads_one,
+    a_corrupted_chunk_is_caught_and_never_installed,
+    a_missing_chunk_or_a_bad_manifest_is_named,
+);
+
+async fn a_versioned_database_round_trips_and_is_detected(backend: Backend) {
+    let url = backend.url("app.db");
+    let mut db = Session::open(&url, &versioned(&backend)).await.unwrap();
+    fill(&mut db, 3000).await;
+    db.close().await.unwrap();
+    assert!(backend.raw_get("app.db").await.is_none(), "no single object");
+    assert!(backend.raw_get(&manifest_key(1)).await.is_some());
+
+    // Opened elsewhere with default options: the layout is detected.
+    let other = Session::open(&url, &backend.options()).await.unwrap();
+    assert_eq!(other.layout(), LayoutKind::Versioned);
+    assert_eq!(count(&other), 3000);
+    let check: String = other
+        .connection()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
+
+async fn concurrent_commits_each_land_exactly_once(backend: Backend) {
+    let url = backend.url("app.db");
+    let mut seed = Session::open(&url, &versioned(&backend)).await.unwrap();
+    seed.transaction(|tx| Ok(tx.execute_batch("CREATE TABLE c(n INTEGER); INSERT INTO c VALUES (0)")?))
+        .await
+        .unwrap();
+    seed.close().await.unwrap();
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, options) = (url.clone(), versioned(&backend).max_attempts(100));
+            std::thread::spawn(move || {
+                for _ in 0..10 {
+                    let mut db = sqlite_s3::blocking::Session::open(&url, &options).unwrap();
+                    db.transaction(|tx| Ok(tx.execute("UPDATE c SET n = n + 1", [])?))
+                        .unwrap();
+                    db.close().unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let db = Session::open(&url, &backend.options()).await.unwrap();
+    let n: i64 = db.connection().query_row("SELECT n FROM c", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 40);
+    assert!(
+        backend.raw_get(&manifest_key(41)).await.is_some(),
+        "one version per commit"
+    );
+    assert!(backend.raw_get(&manifest_key(42)).await.is_none());
+}
+
+async fn a_stale_commit_conflicts_and_creates_no_version(backend: Backend) {
+    let url = backend.url("app.db");
+    let mut a = Session::open(&url, &versioned(&backend)).await.unwrap();
+    fill(&mut a, 10).await;
+    let mut stale = Session::open(&url, &backend.options()).await.unwrap();
+    fill(&mut a, 10).await;
+    stale.connection().execute("DELETE FROM t", []).unwrap();
+    let err = stale.publish().await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err}");
+    assert!(backend.raw_get(&manifest_key(3)).await.is_none());
+    let fresh = Session::open(&url, &backend.options()).await.unwrap();
+    assert_eq!(count(&fresh), 20);
+}
+
+async fn a_warm_read_only_session_sends_one_request(backend: Backend) {
+    let url = backend.url("app.db");
+    let mut seed = Session::open(&url, &versioned(&backend)).await.unwrap();
+    fill(&mut seed, 2000).await;
+    seed.close().await.unwrap();
+
+    let options = backend.options();
+    let (remote, counter) = backend.counted("app.db");
+    Session::open_remote(remote.clone(), &options)
+        .await
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+    counter.reset();
+    let warm = Session::open_remote(remote, &options).await.unwrap();
+    assert_eq!(count(&warm), 2000);
+    warm.close().await.unwrap();
+    let counts = counter.counts();
+    assert_eq!(
+        (counts.requests, counts.bytes_down, counts.puts),
+        (1, 0, 0),
+        "{counts:?}"
+    );
+}
+
+async fn a_one_row_write_uploads_one_chunk_and_a_reader_downloads_one(backend: Backend) {
+    // About 8 MiB on memory and local directories, 4 MiB on S3.
+    let rows = if backend.kind == Kind::S3 { 4000 } else { 8000 };
+    let url = backend.url("app.db");
+    let mut seed = Session::open(&url, &versioned(&backend)).await.unwrap();
+    fill(&mut seed, rows).await;
+    seed.close().await.unwrap();
+
+    let reader_options = backend.options();
+    let (reader_remote, reader_counter) = backend.counted("app.db");
+    Session::open_remote(reader_remote.clone(), &reader_options)
+        .await
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+
+    let writer_options = backend.options();
+    let (remote, counter) = backend.counted("app.db");
+    Session::open_remote(remote.clone(), &writer_options)
+        .await
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+    counter.reset();
+    let mut db = Session::open_remote(remote, &writer_options).await.unwrap();
+    db.transaction(|tx| Ok(tx.execute("UPDATE t SET v = x'00' WHERE id = 1234", [])?))
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    let c = counter.counts();
+    // GET of the next manifest (404); PUT of two chunks (the row's and the
+    // header's) and of manifest 2.
+    assert!(c.requests <= 4, "{c:?}");
+    assert_eq!(c.puts, 3, "{c:?}");
+    assert!(c.bytes_up < 2 * MIB, "{c:?}");
+
+    reader_counter.reset();
+    let mut reader = Session::open_remote(reader_remote, &reader_options).await.unwrap();
+    let gone: i64 = reader
+        .connection()
+        .query_row("SELECT length(v) FROM t WHERE id = 1234", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(gone, 1);
+    let c = reader_counter.counts();
+    assert!(c.bytes_down < 2 * MIB, "{c:?}");
+    // The next manifest, the one after (404), two chunks.
+    assert!(c.requests <= 4, "{c:?}");
+    assert_eq!(reader.refresh().await.unwrap(), RefreshOutcome::Unchanged);
+}
+
+async fn a_corrupted_chunk_is_caught_and_never_installed(backend: Backend) {
+    let url = backend.url("app.db");
+    let options = backend.options();
+    let mut a = Session::open(&url, &versioned(&backend)).await.unwrap();
+    fill(&mut a, 100).await;
+    let mut reader = Session::open(&url, &options).await.unwrap();
+    let working_copy = reader.working_copy();
+    let before = std::fs::read(&working_copy).unwrap();
+    fill(&mut a, 100).await;
+
+    // Every chunk of the new version is replaced with another chunk's bytes.
+    let stored = sqlite_s3::Remote::connect(&url, &backend.store_options()).unwrap();
+    let chunk_dir = object_store::path::Path::from("app.db.sqlite-s3/chunks");
+    let listed: Vec<_> = futures::TryStreamExt::try_collect(stored.store().list(Some(&chunk_dir)))
+        .await
+        .unwrap();
+    let junk = zstd::bulk::compress(b"not the bytes you hashed", 3).unwrap();
+    for meta in &listed {
+        let name = meta.location.to_string();
+        backend.raw_put(&name, junk.clone()).await;
+    }
+    let err = reader.refresh().await.unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(
+        err.to_string().contains("app.db.sqlite-s3/chunks/"),
+        "names the object: {err}"
+    );
+    assert_eq!(
+        std::fs::read(&working_copy).unwrap(),
+        before,
+        "the working copy was kept"
+    );
+    assert_eq!(count(&reader), 100);
+}
+
+async fn a_missing_chunk_or_a_bad_manifest_is_named(backend: Backend) {
+    let url = backend.url("app.db");
+    let mut a = Session::open(&url, &versioned(&backend)).await.unwrap();
+    fill(&mut a, 100).await;
+    a.close().await.unwrap();
+    backend.raw_put(&manifest_key(2), b"not a manifest".to_vec()).await;
+    let err = Session::open(&url, &backend.options()).await.unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains(&manifest_key(2)), "{err}");
+}
+
+#[tokio::test]
+async fn a_cold_open_finds_the_newest_of_many_versions_in_few_requests() {
+    let backend = Backend::new(Kind::Memory).unwrap();
+    let url = backend.url("app.db");
+    let mut db = Session::open(&url, &versioned(&backend)).await.unwrap();
+    for _ in 0..30 {
+        fill(&mut db, 1).await;
+    }
+    db.close().await.unwrap();
+    let (remote, counter) = backend.counted("app.db");
+    let cold = Session::open_remote(remote, &backend.options()).await.unwrap();
+    assert_eq!(count(&cold), 30);
+    assert_eq!(cold.version().unwrap().etag, "30");
+    // The single-object probe and the bucket check, the hint (24), manifests
+    // 24 to 31, one chunk.
+    let c = counter.counts();
+    assert!(c.requests <= 2 + 1 + 8 + 1 + 1, "{c:?}");
+}
+
+#[tokio::test]
+async fn a_64_mib_database_costs_what_changed() {
+    let backend = Backend::new(Kind::Memory).unwrap();
+    let url = backend.url("app.db");
+    let mut seed = Session::open(&url, &versioned(&backend)).await.unwrap();
+    fill(&mut seed, 70_000).await;
+    seed.close().await.unwrap();
+
+    let options = backend.options();
+    let (remote, counter) = backend.counted("app.db");
+    let cold = Session::open_remote(remote.clone(), &options).await.unwrap();
+    assert!(std::fs::metadata(cold.working_copy()).unwrap().len() > 64 * MIB);
+    cold.close().await.unwrap();
+
+    counter.reset();
+    let warm = Session::open_remote(remote.clone(), &options).await.unwrap();
+    warm.close().await.unwrap();
+    let c = counter.counts();
+    assert_eq!((c.requests, c.bytes_down), (1, 0), "warm read-only: {c:?}");
+
+    counter.reset();
+    let mut db = Session::open_remote(remote, &options).await.unwrap();
+    db.transaction(|tx| Ok(tx.execute("UPDATE t SET v = x'01' WHERE id = 33333", [])?))
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    let c = counter.counts();
+    assert!(c.requests <= 4 && c.bytes_up < 2 * MIB, "one-row write: {c:?}");
+}
