@@ -141,6 +141,59 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = InfoFormat::Text)]
         format: InfoFormat,
     },
+    /// List the versions of a versioned database.
+    #[command(after_help = "Example:\n  sqlite-s3 log s3://my-bucket/app.db --format json")]
+    Log {
+        /// The database: s3://bucket/key, file:///path/to/file or memory://name/key.
+        url: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = InfoFormat::Text)]
+        format: InfoFormat,
+    },
+    /// Make an earlier version the newest, as a new commit (nothing is deleted).
+    #[command(after_help = "Examples:\n  \
+        sqlite-s3 restore s3://my-bucket/app.db --version 12\n  \
+        sqlite-s3 restore s3://my-bucket/app.db --at 2026-01-02T03:04:05Z")]
+    Restore {
+        /// The database: s3://bucket/key, file:///path/to/file or memory://name/key.
+        url: String,
+        /// The version number to bring back (see `sqlite-s3 log`).
+        #[arg(long, conflicts_with = "at", required_unless_present = "at")]
+        version: Option<u64>,
+        /// Bring back the newest version committed at or before this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+    },
+    /// Create a new database that starts as a copy of this one, sharing its chunks: instant at any size.
+    #[command(after_help = "Example:\n  sqlite-s3 branch s3://my-bucket/app.db s3://my-bucket/test-42.db --version 7")]
+    Branch {
+        /// The database to branch from (versioned layout).
+        url: String,
+        /// The new database, in the same bucket.
+        new_url: String,
+        /// The version to start from (default: the newest).
+        #[arg(long)]
+        version: Option<u64>,
+    },
+    /// Delete old versions and the chunks nothing uses any more.
+    #[command(after_help = "Examples:\n  \
+        sqlite-s3 gc s3://my-bucket/app.db --keep 10\n  \
+        sqlite-s3 gc s3://my-bucket/app.db --keep-for 7d\n\n\
+        The newest version is always kept. Chunks younger than --grace (default 1h) are kept too: a commit \
+        in flight may be about to use them.")]
+    Gc {
+        /// The database (versioned layout).
+        url: String,
+        /// Keep the newest N versions.
+        #[arg(long, conflicts_with = "keep_for", required_unless_present = "keep_for")]
+        keep: Option<u64>,
+        /// Keep the versions committed within this long (e.g. 12h, 7d).
+        #[arg(long, value_name = "DURATION")]
+        keep_for: Option<humantime::Duration>,
+        /// Keep unused chunks younger than this (must exceed your longest commit).
+        #[arg(long, value_name = "DURATION", default_value = "1h")]
+        grace: humantime::Duration,
+    },
     /// Print a shell completion script.
     #[command(
         after_help = "Example:\n  sqlite-s3 completions bash > ~/.local/share/bash-completion/completions/sqlite-s3"
@@ -151,7 +204,7 @@ pub enum Command {
     },
 }
 
-/// Output formats of `info`.
+/// Output formats of `info` and `log`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum InfoFormat {
     /// Aligned `name: value` lines.

@@ -14,8 +14,8 @@ use crate::progress;
 pub struct Context {
     /// Options for sessions.
     pub options: Options,
-    /// Counts every request of this run.
-    counter: Option<CountingStore>,
+    /// Count every request of this run, one per database reached.
+    counters: Vec<CountingStore>,
     verbose: bool,
     /// With `--no-cache`: a throwaway cache directory, removed at exit.
     _scratch: Option<TempDir>,
@@ -61,7 +61,7 @@ impl Context {
         }
         Ok(Self {
             options,
-            counter: None,
+            counters: Vec::new(),
             verbose: global.verbose > 0,
             _scratch: scratch,
         })
@@ -71,18 +71,30 @@ impl Context {
     pub fn remote(&mut self, url: &str) -> Result<Remote> {
         let remote = Remote::connect(url, self.options.store_options())?;
         let counter = CountingStore::new(remote.store().clone());
-        self.counter = Some(counter.clone());
+        self.counters.push(counter.clone());
         Ok(remote.map_store(move |_| Arc::new(counter)))
     }
 
     /// What the run cost, so far.
     pub fn counts(&self) -> Counts {
-        self.counter.as_ref().map(CountingStore::counts).unwrap_or_default()
+        self.counters
+            .iter()
+            .map(CountingStore::counts)
+            .fold(Counts::default(), |a, b| Counts {
+                requests: a.requests + b.requests,
+                gets: a.gets + b.gets,
+                heads: a.heads + b.heads,
+                puts: a.puts + b.puts,
+                lists: a.lists + b.lists,
+                others: a.others + b.others,
+                bytes_down: a.bytes_down + b.bytes_down,
+                bytes_up: a.bytes_up + b.bytes_up,
+            })
     }
 
     /// With `-v`: prints what the run cost.
     pub fn report(&self) {
-        if self.verbose && self.counter.is_some() {
+        if self.verbose && !self.counters.is_empty() {
             let c = self.counts();
             eprintln!(
                 "{} request(s): {} GET, {} HEAD, {} PUT, {} LIST; {} bytes down, {} bytes up",

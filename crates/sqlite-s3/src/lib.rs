@@ -42,6 +42,7 @@
 pub mod blocking;
 pub mod cache;
 mod error;
+pub mod history;
 pub mod layout;
 mod location;
 mod options;

@@ -1,6 +1,7 @@
 //! One module per command.
 
 mod exec;
+mod history;
 mod info;
 mod pull;
 mod push;
@@ -40,6 +41,15 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Pull { url, file } => pull::run(&mut ctx, &url, &file, quiet).await,
         Command::Push { file, url, force } => push::run(&mut ctx, &file, &url, force, quiet).await,
         Command::Info { url, format } => info::run(&mut ctx, &url, format).await,
+        Command::Log { url, format } => history::log(&mut ctx, &url, format).await,
+        Command::Restore { url, version, at } => history::restore(&mut ctx, &url, version, at.as_deref()).await,
+        Command::Branch { url, new_url, version } => history::branch(&mut ctx, &url, &new_url, version).await,
+        Command::Gc {
+            url,
+            keep,
+            keep_for,
+            grace,
+        } => history::gc(&mut ctx, &url, keep, keep_for.map(Into::into), grace.into()).await,
         Command::Completions { shell } => {
             let mut out = std::io::stdout().lock();
             clap_complete::generate(shell, &mut Cli::command(), "sqlite-s3", &mut out);

@@ -328,7 +328,7 @@ impl Session {
                 RefreshOutcome::Absent
             }
             Ok(Pulled::Downloaded { version, hash, bytes }) => {
-                if let Err(e) = self.check_download(&dest).await {
+                if let Err(e) = check_download(self.remote.url().to_string(), &dest).await {
                     remove_database(&dest)?;
                     return Err(e);
                 }
@@ -338,31 +338,6 @@ impl Session {
         };
         self.last_sync = Instant::now();
         Ok(outcome)
-    }
-
-    /// Checks that a download is a sound SQLite database.
-    async fn check_download(&self, dest: &Path) -> Result<()> {
-        let url = self.remote.url().to_string();
-        let bytes = std::fs::metadata(dest).map_err(Error::io("reading", dest))?.len();
-        let head = sqlite::read_head(dest, 100)?;
-        header::check(&head, bytes).map_err(|problem| match problem {
-            header::Problem::NotADatabase(reason) => Error::NotADatabase {
-                url: url.clone(),
-                reason,
-            },
-            header::Problem::Corrupt(reason) => Error::Corrupt {
-                url: url.clone(),
-                reason,
-            },
-        })?;
-        if bytes > 0 {
-            let path = dest.to_path_buf();
-            tokio::task::spawn_blocking(move || sqlite::quick_check(&path))
-                .await
-                .expect("quick_check does not panic")
-                .map_err(|reason| Error::Corrupt { url, reason })?;
-        }
-        Ok(())
     }
 
     /// Puts a checked download (or, with `None`, an empty database) in place
@@ -453,6 +428,30 @@ impl Drop for Session {
     }
 }
 
+/// Checks that a download is a sound SQLite database.
+async fn check_download(url: String, dest: &Path) -> Result<()> {
+    let bytes = std::fs::metadata(dest).map_err(Error::io("reading", dest))?.len();
+    let head = sqlite::read_head(dest, 100)?;
+    header::check(&head, bytes).map_err(|problem| match problem {
+        header::Problem::NotADatabase(reason) => Error::NotADatabase {
+            url: url.clone(),
+            reason,
+        },
+        header::Problem::Corrupt(reason) => Error::Corrupt {
+            url: url.clone(),
+            reason,
+        },
+    })?;
+    if bytes > 0 {
+        let path = dest.to_path_buf();
+        tokio::task::spawn_blocking(move || sqlite::quick_check(&path))
+            .await
+            .expect("quick_check does not panic")
+            .map_err(|reason| Error::Corrupt { url, reason })?;
+    }
+    Ok(())
+}
+
 /// Removes a database file and the journal, WAL and shared-memory files
 /// beside it. A stale WAL next to a new database file would corrupt it.
 fn remove_database(db: &Path) -> Result<()> {
@@ -468,4 +467,19 @@ fn remove_file(path: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io("removing", path)(e)),
     }
+}
+
+/// Sessions move between threads: their futures must be `Send`, so that
+/// they can run in `tokio::spawn`, axum handlers and Lambda functions. This
+/// function is never called; it fails to compile if one is not.
+#[allow(dead_code)]
+fn futures_are_send(session: &mut Session, owned: Session, options: &Options) {
+    fn send<T: Send>(_: T) {}
+    send(Session::open("memory://x/y", options));
+    send(session.publish());
+    send(session.refresh());
+    send(session.sync());
+    send(session.discard());
+    send(session.transaction(|_| Ok(())));
+    send(owned.close());
 }

@@ -94,6 +94,13 @@ impl Remote {
         &self.key
     }
 
+    /// Whether `other` is in the same bucket of the same store.
+    pub fn same_bucket(&self, other: &Remote) -> bool {
+        self.url.scheme() == other.url.scheme()
+            && self.url.bucket() == other.url.bucket()
+            && self.endpoint == other.endpoint
+    }
+
     /// A string that tells this database apart from any other: scheme,
     /// endpoint, bucket and key.
     pub(crate) fn identity(&self) -> String {

@@ -50,6 +50,47 @@ pub struct Manifest {
     pub uploaded_bytes: u64,
 }
 
+/// What a manifest key holds: a version, or the tombstone gc leaves in
+/// place of a deleted one. The tombstone keeps the number taken, so that no
+/// stale writer can create it again, and tells stale readers to look further.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// A version.
+    Version(Manifest),
+    /// A version deleted by gc.
+    Deleted,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Tombstone {
+    format: u32,
+    version: u64,
+    deleted: bool,
+}
+
+/// The bytes of the tombstone of version `number`.
+pub fn tombstone(number: u64) -> Vec<u8> {
+    let json = serde_json::to_vec(&Tombstone {
+        format: FORMAT,
+        version: number,
+        deleted: true,
+    })
+    .expect("a tombstone serializes");
+    zstd::bulk::compress(&json, 3).expect("compressing to memory cannot fail")
+}
+
+/// Decodes what a manifest key holds; `number` is the version its key says.
+pub fn decode_entry(bytes: &[u8], number: u64, what: &str) -> Result<Entry> {
+    if let Ok(json) = zstd::stream::decode_all(bytes)
+        && let Ok(t) = serde_json::from_slice::<Tombstone>(&json)
+        && t.deleted
+        && t.version == number
+    {
+        return Ok(Entry::Deleted);
+    }
+    Manifest::decode(bytes, number, what).map(Entry::Version)
+}
+
 impl Manifest {
     /// Encodes as zstd-compressed JSON.
     pub fn encode(&self) -> Vec<u8> {
@@ -129,6 +170,16 @@ mod tests {
             writer: "abc".into(),
             uploaded_bytes: 1000,
         }
+    }
+
+    #[test]
+    fn tombstones_are_told_apart() {
+        assert_eq!(decode_entry(&tombstone(7), 7, "m").unwrap(), Entry::Deleted);
+        assert!(decode_entry(&tombstone(7), 8, "m").is_err());
+        assert_eq!(
+            decode_entry(&sample().encode(), 7, "m").unwrap(),
+            Entry::Version(sample())
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //!   time, and a cold open walks at most that many versions forward.
 
 mod chunks;
+pub mod history;
 pub mod manifest;
 
 use std::collections::HashMap;
@@ -32,7 +33,7 @@ use async_trait::async_trait;
 use object_store::path::Path as Key;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
-use self::manifest::{ChunkRef, FORMAT, Manifest};
+use self::manifest::{ChunkRef, Entry, FORMAT, Manifest};
 use super::{Layout, Published, Pulled, RemoteVersion, extend_lineage};
 use crate::error::{Error, Result};
 use crate::options::WriteMode;
@@ -83,6 +84,17 @@ fn chunk_key(home: &str, hash: &str) -> Key {
     Key::from(format!("{home}/{hash}"))
 }
 
+/// Rewrites the `latest` hint after version `number` was created, when its
+/// turn comes. The hint is advisory: readers walk forward from it, so a
+/// stale, failed or late write only costs them a request or a few.
+async fn write_hint(remote: &Remote, keys: &Keys, number: u64) {
+    if (number == 1 || number.is_multiple_of(HINT_EVERY))
+        && let Err(e) = remote.store().put(&keys.latest(), number.to_string().into()).await
+    {
+        tracing::debug!("could not update the latest hint of {}: {e}", remote.url());
+    }
+}
+
 /// Names an object of the database in messages.
 fn object_name(remote: &Remote, key: &Key) -> String {
     format!("{} (object {key})", remote.url())
@@ -93,8 +105,8 @@ fn version_number(version: &RemoteVersion) -> Option<u64> {
 }
 
 impl Versioned {
-    /// Manifest `n`, or `None` when there is none.
-    async fn manifest(&self, remote: &Remote, keys: &Keys, n: u64) -> Result<Option<Manifest>> {
+    /// What manifest key `n` holds, or `None` when there is nothing.
+    async fn entry(&self, remote: &Remote, keys: &Keys, n: u64) -> Result<Option<Entry>> {
         let key = keys.manifest(n);
         let bytes = match remote.store().get(&key).await {
             Ok(result) => result
@@ -104,13 +116,40 @@ impl Versioned {
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(remote.error("downloading a manifest", e)),
         };
-        Manifest::decode(&bytes, n, &object_name(remote, &key)).map(Some)
+        manifest::decode_entry(&bytes, n, &object_name(remote, &key)).map(Some)
+    }
+
+    /// Version `n`, or `None` when there is none (or gc deleted it).
+    async fn manifest(&self, remote: &Remote, keys: &Keys, n: u64) -> Result<Option<Manifest>> {
+        Ok(match self.entry(remote, keys, n).await? {
+            Some(Entry::Version(m)) => Some(m),
+            Some(Entry::Deleted) | None => None,
+        })
     }
 
     /// The newest manifest after version `n`, walking forward one version at
-    /// a time (one request when `n` is the newest).
+    /// a time (one request when `n` is the newest). Meeting a tombstone means
+    /// `n` is older than anything gc kept: the listing says what is newest.
     async fn newest_after(&self, remote: &Remote, keys: &Keys, n: u64) -> Result<Option<Manifest>> {
         let mut newest = None;
+        let mut next = n + 1;
+        loop {
+            match self.entry(remote, keys, next).await? {
+                Some(Entry::Version(manifest)) => newest = Some(manifest),
+                Some(Entry::Deleted) => return self.newest_listed(remote, keys).await,
+                None => return Ok(newest),
+            }
+            next += 1;
+        }
+    }
+
+    /// The newest version according to a listing of the manifests.
+    async fn newest_listed(&self, remote: &Remote, keys: &Keys) -> Result<Option<Manifest>> {
+        let Some(n) = self.highest_listed(remote, keys).await? else {
+            return Ok(None);
+        };
+        let mut newest = self.manifest(remote, keys, n).await?;
+        // Versions created since the listing.
         let mut next = n + 1;
         while let Some(manifest) = self.manifest(remote, keys, next).await? {
             newest = Some(manifest);
@@ -135,21 +174,13 @@ impl Versioned {
             Err(object_store::Error::NotFound { .. }) => None,
             Err(e) => return Err(remote.error("reading the latest hint", e)),
         };
-        let start = match hinted {
-            Some(n) => Some(n),
-            None => self.highest_listed(remote, keys).await?,
+        let Some(start) = hinted else {
+            return self.newest_listed(remote, keys).await;
         };
-        let Some(start) = start else { return Ok(None) };
-        let base = self.manifest(remote, keys, start).await?;
-        let after = self.newest_after(remote, keys, start).await?;
-        match (after, base) {
-            (Some(newer), _) => Ok(Some(newer)),
-            (None, Some(base)) => Ok(Some(base)),
-            // The hint names a version that is gone: trust the listing.
-            (None, None) => match self.highest_listed(remote, keys).await? {
-                Some(n) if Some(n) != hinted => Ok(self.manifest(remote, keys, n).await?),
-                _ => Ok(None),
-            },
+        match self.entry(remote, keys, start).await? {
+            Some(Entry::Version(base)) => Ok(Some(self.newest_after(remote, keys, start).await?.unwrap_or(base))),
+            // The hint names a version gc deleted, or none at all.
+            Some(Entry::Deleted) | None => self.newest_listed(remote, keys).await,
         }
     }
 
@@ -203,6 +234,38 @@ impl Versioned {
             )));
         }
         Ok((bytes, compressed.len() as u64))
+    }
+
+    /// Uploads again any chunk of `sent` that is no longer in `home`.
+    async fn restore_missing(
+        &self,
+        remote: &Remote,
+        file: &Path,
+        hashes: &[String],
+        home: &str,
+        sent: &HashMap<String, ()>,
+    ) -> Result<()> {
+        for (index, hash) in hashes.iter().enumerate() {
+            if !sent.contains_key(hash) {
+                continue;
+            }
+            let key = chunk_key(home, hash);
+            match remote.store().head(&key).await {
+                Ok(_) => continue,
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(remote.error("checking a chunk", e)),
+            }
+            let bytes = chunks::compress(&chunks::read_chunk(file, index, chunks::CHUNK_SIZE)?);
+            match remote
+                .store()
+                .put_opts(&key, bytes.into(), PutMode::Create.into())
+                .await
+            {
+                Ok(_) | Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {}
+                Err(e) => return Err(remote.error("uploading a chunk", e)),
+            }
+        }
+        Ok(())
     }
 
     fn version(manifest: Manifest, lineage: Vec<String>) -> RemoteVersion {
@@ -292,6 +355,7 @@ impl Layout for Versioned {
         token: &str,
         progress: Option<&ProgressFn>,
     ) -> Result<Published> {
+        let started = std::time::Instant::now();
         let keys = Keys::new(remote);
         let parent: Option<Manifest> = match (mode, base) {
             (WriteMode::LastWriterWins, _) => self.latest(remote, &keys).await?,
@@ -370,6 +434,12 @@ impl Layout for Versioned {
             done += bytes.len() as u64;
             report(progress, Direction::Upload, done, to_send);
         }
+        // A commit this slow may have had fresh chunks collected by gc (see
+        // history.rs): make sure they are all there before referencing them.
+        if started.elapsed() > history::DEFAULT_GRACE / 2 {
+            self.restore_missing(remote, file, &hashes, &homes[usize::from(own)], &sent)
+                .await?;
+        }
         let number = parent.as_ref().map_or(1, |p| p.version + 1);
         let manifest = Manifest {
             format: FORMAT,
@@ -380,7 +450,7 @@ impl Layout for Versioned {
             chunk_size: chunks::CHUNK_SIZE,
             homes,
             chunks: refs,
-            committed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            committed_at: history::now(),
             writer: token.to_string(),
             uploaded_bytes: uploaded,
         };
@@ -408,13 +478,7 @@ impl Layout for Versioned {
             }
             Err(e) => return Err(remote.error("uploading a manifest", e)),
         }
-        // The hint is advisory: readers walk forward from it, so a stale,
-        // failed or late write only costs them a request or a few.
-        if (number == 1 || number.is_multiple_of(HINT_EVERY))
-            && let Err(e) = remote.store().put(&keys.latest(), number.to_string().into()).await
-        {
-            tracing::debug!("could not update the latest hint of {}: {e}", remote.url());
-        }
+        write_hint(remote, &keys, number).await;
         Ok(Published::Current(Self::version(manifest, extend_lineage(token, base))))
     }
 

@@ -1,0 +1,90 @@
+//! `sqlite-s3 log`, `restore`, `branch`, `gc`, and `--layout versioned`.
+
+mod common;
+
+use common::{Place, assert_exit, assert_ok, json_rows, stderr, stdout};
+
+fn value(place: &Place, url: &str) -> serde_json::Value {
+    json_rows(&place.run("reader", &["query", url, "SELECT v FROM kv", "--format", "json"]))
+}
+
+fn history(place: &Place) {
+    let url = place.url("app.db");
+    assert_ok(&place.run(
+        "me",
+        &[
+            "--layout",
+            "versioned",
+            "exec",
+            &url,
+            "CREATE TABLE kv(v); INSERT INTO kv VALUES (1)",
+        ],
+    ));
+    assert_ok(&place.run("me", &["exec", &url, "UPDATE kv SET v = 2"]));
+    assert_ok(&place.run("me", &["exec", &url, "UPDATE kv SET v = 3"]));
+
+    let out = place.run("me", &["log", &url, "--format", "json"]);
+    let versions: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(versions.as_array().unwrap().len(), 3);
+    assert_eq!(versions[2]["version"], 3);
+    let out = place.run("me", &["log", &url]);
+    assert!(stdout(&out).lines().count() == 4, "{}", stdout(&out));
+
+    assert_ok(&place.run("me", &["restore", &url, "--version", "1"]));
+    assert_eq!(value(place, &url), serde_json::json!([{"v": 1}]));
+    let at = versions[1]["committed_at"].as_str().unwrap();
+    assert_ok(&place.run("me", &["restore", &url, "--at", at]));
+    assert_eq!(value(place, &url), serde_json::json!([{"v": 2}]));
+    assert_exit(&place.run("me", &["restore", &url, "--at", "yesterday"]), 1, "RFC 3339");
+
+    let fork = place.url("fork.db");
+    assert_ok(&place.run("me", &["branch", &url, &fork, "--version", "3"]));
+    assert_ok(&place.run("me", &["exec", &fork, "UPDATE kv SET v = 30"]));
+    assert_eq!(value(place, &fork), serde_json::json!([{"v": 30}]));
+    assert_eq!(value(place, &url), serde_json::json!([{"v": 2}]));
+
+    let out = place.run("me", &["gc", &url, "--keep", "1", "--grace", "0s"]);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("kept 1 version(s); deleted 4 version(s)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(value(place, &url), serde_json::json!([{"v": 2}]));
+    assert_eq!(
+        value(place, &fork),
+        serde_json::json!([{"v": 30}]),
+        "the branch keeps its chunks"
+    );
+
+    let info = place.run("fresh", &["info", &url, "--format", "json"]);
+    let info: serde_json::Value = serde_json::from_str(&stdout(&info)).unwrap();
+    assert_eq!(info["layout"], "versioned");
+    assert_eq!(info["version"], 5);
+
+    let file = place.dir.path().join("plain.db");
+    assert_ok(&place.run("me", &["pull", &url, file.to_str().unwrap()]));
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    let v: i64 = conn.query_row("SELECT v FROM kv", [], |r| r.get(0)).unwrap();
+    assert_eq!(v, 2, "pull gives a plain SQLite file");
+}
+
+#[test]
+fn history_on_a_local_directory() {
+    history(&Place::file());
+}
+
+#[test]
+fn history_on_s3() {
+    if let Some(place) = Place::s3() {
+        history(&place);
+    }
+}
+
+#[test]
+fn history_of_a_single_object_database_says_what_to_do() {
+    let place = Place::file();
+    let url = place.url("app.db");
+    assert_ok(&place.run("me", &["exec", &url, "CREATE TABLE kv(v)"]));
+    assert_exit(&place.run("me", &["log", &url]), 1, "versioned layout");
+}

@@ -1,0 +1,368 @@
+//! History of a versioned database: listing versions, restoring one as a
+//! new commit, branching in constant time, and collecting garbage.
+//!
+//! ## Why gc never deletes a chunk a commit in flight needs
+//!
+//! A commit uploads its new chunks first and creates its manifest last, so
+//! for a while its chunks are referenced by no manifest. gc therefore deletes
+//! only chunks that no kept manifest (of this database or of any branch
+//! sharing its chunks) references **and** that are older than a grace period
+//! (an hour by default). A commit that has been running longer than half the
+//! grace period checks, just before creating its manifest, that every chunk
+//! it uploaded is still there, and uploads again what is not. Chunks a commit
+//! reuses from its base version are referenced by that base, which is the
+//! newest version while the commit can still win, and gc never deletes the
+//! newest version.
+//!
+//! ## Why a deleted version leaves a tombstone
+//!
+//! Readers find newer versions by probing N+1. If gc simply deleted old
+//! manifests, a reader whose copy is older than everything kept would probe
+//! a gap, take its old copy for the newest, and a writer there could create
+//! N+1 again: a version no one after it would ever see. gc therefore
+//! overwrites a deleted manifest with a small tombstone: the number stays
+//! taken (a create there fails as a conflict), and a reader that meets one
+//! finds the newest version with a listing.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use object_store::path::Path as Key;
+use object_store::{PutMode, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use super::manifest::Manifest;
+use super::{Keys, Versioned, object_name};
+use crate::error::{Error, Result};
+use crate::store::Remote;
+
+/// How old an unreferenced chunk must be before gc deletes it.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
+
+/// One version, as `log` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionInfo {
+    /// Its number.
+    pub version: u64,
+    /// When it was committed (RFC 3339).
+    pub committed_at: String,
+    /// Size of the database.
+    pub size: u64,
+    /// Chunk bytes its commit uploaded (compressed).
+    pub uploaded_bytes: u64,
+    /// The commit token of its writer.
+    pub writer: String,
+    /// The version it was made from.
+    pub parent: Option<u64>,
+}
+
+impl From<&Manifest> for VersionInfo {
+    fn from(m: &Manifest) -> Self {
+        Self {
+            version: m.version,
+            committed_at: m.committed_at.clone(),
+            size: m.size,
+            uploaded_bytes: m.uploaded_bytes,
+            writer: m.writer.clone(),
+            parent: m.parent,
+        }
+    }
+}
+
+/// Which versions gc keeps. The newest is always kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// The newest `n` versions.
+    Last(u64),
+    /// The versions committed within this long of now.
+    For(Duration),
+}
+
+/// What gc did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GcReport {
+    /// Versions kept.
+    pub versions_kept: u64,
+    /// Manifests deleted.
+    pub manifests_deleted: u64,
+    /// Chunks deleted.
+    pub chunks_deleted: u64,
+    /// Unreferenced chunks kept because they are younger than the grace period.
+    pub chunks_in_grace: u64,
+}
+
+/// A database that shares this one's chunks, recorded under
+/// `ROOT/branches/` so that gc keeps what it uses.
+#[derive(Debug, Serialize, Deserialize)]
+struct BranchRecord {
+    /// The key of the branch's database.
+    key: String,
+}
+
+fn not_versioned(remote: &Remote) -> Error {
+    Error::InvalidState(format!(
+        "{} has no versions: history, restore, branch and gc need the versioned layout \
+         (sqlite-s3 convert {} --to versioned)",
+        remote.url(),
+        remote.url()
+    ))
+}
+
+fn version_numbers(listed: &[object_store::ObjectMeta]) -> Vec<u64> {
+    let mut numbers: Vec<u64> = listed
+        .iter()
+        .filter_map(|m| m.location.filename().and_then(|f| f.parse().ok()))
+        .collect();
+    numbers.sort_unstable();
+    numbers
+}
+
+async fn list(remote: &Remote, prefix: &Key, what: &'static str) -> Result<Vec<object_store::ObjectMeta>> {
+    remote
+        .store()
+        .list(Some(prefix))
+        .try_collect()
+        .await
+        .map_err(|e| remote.error(what, e))
+}
+
+impl Versioned {
+    /// Every version, oldest first (one LIST and one GET per version).
+    pub async fn log(&self, remote: &Remote) -> Result<Vec<VersionInfo>> {
+        let keys = Keys::new(remote);
+        let listed = list(remote, &keys.manifests(), "listing the versions").await?;
+        let mut versions = Vec::new();
+        for n in version_numbers(&listed) {
+            if let Some(m) = self.manifest(remote, &keys, n).await? {
+                versions.push(VersionInfo::from(&m));
+            }
+        }
+        if versions.is_empty() {
+            return Err(not_versioned(remote));
+        }
+        Ok(versions)
+    }
+
+    /// Makes the state of version `target` the newest version, as a new
+    /// commit (nothing is deleted). Returns the new version's number.
+    ///
+    /// # Failure
+    /// [`Error::InvalidState`] when the version does not exist;
+    /// [`Error::Conflict`] when other writers kept committing.
+    pub async fn restore(&self, remote: &Remote, target: u64, token: &str) -> Result<u64> {
+        let keys = Keys::new(remote);
+        let old = self.manifest(remote, &keys, target).await?.ok_or_else(|| {
+            Error::InvalidState(format!("{} has no version {target} (see sqlite-s3 log)", remote.url()))
+        })?;
+        for _ in 0..10 {
+            let newest = self.latest(remote, &keys).await?.ok_or_else(|| not_versioned(remote))?;
+            let number = newest.version + 1;
+            let manifest = Manifest {
+                version: number,
+                parent: Some(newest.version),
+                committed_at: now(),
+                writer: token.to_string(),
+                uploaded_bytes: 0,
+                ..old.clone()
+            };
+            if self.create_manifest(remote, &keys, &manifest, true).await? {
+                return Ok(number);
+            }
+        }
+        Err(Error::Conflict {
+            url: remote.url().to_string(),
+            attempts: 10,
+        })
+    }
+
+    /// Creates at `target` a new database whose first version is `version`
+    /// (or the newest) of `source`, sharing its chunks: a few requests,
+    /// whatever the size.
+    ///
+    /// # Failure
+    /// [`Error::Conflict`] when a versioned database exists at `target`;
+    /// [`Error::InvalidState`] when `source` has no such version.
+    pub async fn branch(&self, source: &Remote, target: &Remote, version: Option<u64>, token: &str) -> Result<u64> {
+        let keys = Keys::new(source);
+        let from = match version {
+            Some(n) => self.manifest(source, &keys, n).await?.ok_or_else(|| {
+                Error::InvalidState(format!("{} has no version {n} (see sqlite-s3 log)", source.url()))
+            })?,
+            None => self.latest(source, &keys).await?.ok_or_else(|| not_versioned(source))?,
+        };
+        let target_keys = Keys::new(target);
+        // Record the branch in every home its chunks live in, before the
+        // branch exists, so that gc there keeps them.
+        let record = serde_json::to_vec(&BranchRecord {
+            key: target.key().to_string(),
+        })
+        .expect("a record serializes");
+        for home in &from.homes {
+            let root = home.strip_suffix("/chunks").unwrap_or(home);
+            let name = blake3::hash(target_keys.root.as_bytes()).to_hex();
+            let key = Key::from(format!("{root}/branches/{}", &name[..32]));
+            source
+                .store()
+                .put(&key, PutPayload::from(record.clone()))
+                .await
+                .map_err(|e| source.error("recording a branch", e))?;
+        }
+        let mut homes = from.homes.clone();
+        homes.push(target_keys.own_home());
+        let manifest = Manifest {
+            version: 1,
+            parent: None,
+            homes,
+            committed_at: now(),
+            writer: token.to_string(),
+            uploaded_bytes: 0,
+            ..from
+        };
+        // No hint for the new database: its readers find version 1 with one
+        // listing, and the branch stays at three requests.
+        if !self.create_manifest(target, &target_keys, &manifest, false).await? {
+            return Err(Error::Conflict {
+                url: target.url().to_string(),
+                attempts: 1,
+            });
+        }
+        Ok(1)
+    }
+
+    /// Deletes the manifests outside `keep` (never the newest) and the
+    /// chunks of this database's own home that no kept manifest of it or of
+    /// a branch references and that are older than `grace`.
+    pub async fn gc(&self, remote: &Remote, keep: Keep, grace: Duration) -> Result<GcReport> {
+        let keys = Keys::new(remote);
+        let listed = list(remote, &keys.manifests(), "listing the versions").await?;
+        let numbers = version_numbers(&listed);
+        let newest = *numbers.last().ok_or_else(|| not_versioned(remote))?;
+        let now = chrono::Utc::now();
+        let mut report = GcReport::default();
+        let mut referenced: HashSet<String> = HashSet::new();
+        let own_home = keys.own_home();
+        for &n in numbers.iter().rev() {
+            let Some(manifest) = self.manifest(remote, &keys, n).await? else {
+                continue;
+            };
+            let kept = n == newest
+                || match keep {
+                    Keep::Last(count) => newest - n < count.max(1),
+                    Keep::For(age) => chrono::DateTime::parse_from_rfc3339(&manifest.committed_at)
+                        .map(|t| now.signed_duration_since(t).to_std().unwrap_or_default() <= age)
+                        .unwrap_or(true),
+                };
+            if kept {
+                report.versions_kept += 1;
+                note_references(&manifest, &own_home, &mut referenced);
+            } else {
+                // A tombstone, not a deletion: the number stays taken, and a
+                // reader whose copy is this old learns to look further.
+                remote
+                    .store()
+                    .put(&keys.manifest(n), PutPayload::from(super::manifest::tombstone(n)))
+                    .await
+                    .map_err(|e| remote.error("deleting a version", e))?;
+                report.manifests_deleted += 1;
+            }
+        }
+        // Chunks that branches use stay, whatever their age.
+        let branches = list(
+            remote,
+            &Key::from(format!("{}/branches", keys.root)),
+            "listing the branches",
+        )
+        .await?;
+        for branch in branches {
+            let bytes = remote
+                .store()
+                .get(&branch.location)
+                .await
+                .map_err(|e| remote.error("reading a branch record", e))?
+                .bytes()
+                .await
+                .map_err(|e| remote.error("reading a branch record", e))?;
+            let record: BranchRecord = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+                url: object_name(remote, &branch.location),
+                reason: format!("branch record does not parse: {e}"),
+            })?;
+            let branch_keys = Keys {
+                root: format!("{}.sqlite-s3", record.key),
+            };
+            let listed = list(remote, &branch_keys.manifests(), "listing a branch's versions").await?;
+            for n in version_numbers(&listed) {
+                if let Some(m) = self.manifest(remote, &branch_keys, n).await? {
+                    note_references(&m, &own_home, &mut referenced);
+                }
+            }
+        }
+        let chunks = list(remote, &Key::from(own_home.as_str()), "listing the chunks").await?;
+        for chunk in chunks {
+            let Some(hash) = chunk.location.filename() else {
+                continue;
+            };
+            if referenced.contains(hash) {
+                continue;
+            }
+            let age = now
+                .signed_duration_since(chunk.last_modified)
+                .to_std()
+                .unwrap_or_default();
+            if age < grace {
+                report.chunks_in_grace += 1;
+                continue;
+            }
+            remote
+                .store()
+                .delete(&chunk.location)
+                .await
+                .map_err(|e| remote.error("deleting a chunk", e))?;
+            report.chunks_deleted += 1;
+        }
+        Ok(report)
+    }
+
+    /// Creates a manifest if its number is free; `false` when it is taken.
+    /// `hint`: whether to update the `latest` hint when its turn comes.
+    pub(super) async fn create_manifest(
+        &self,
+        remote: &Remote,
+        keys: &Keys,
+        manifest: &Manifest,
+        hint: bool,
+    ) -> Result<bool> {
+        let created = remote
+            .store()
+            .put_opts(
+                &keys.manifest(manifest.version),
+                PutPayload::from(manifest.encode()),
+                PutMode::Create.into(),
+            )
+            .await;
+        match created {
+            Ok(_) => {
+                if hint {
+                    super::write_hint(remote, keys, manifest.version).await;
+                }
+                Ok(true)
+            }
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(false),
+            Err(e) => Err(remote.error("uploading a manifest", e)),
+        }
+    }
+}
+
+fn note_references(manifest: &Manifest, own_home: &str, referenced: &mut HashSet<String>) {
+    for chunk in &manifest.chunks {
+        if manifest.homes[usize::from(chunk.home)] == own_home {
+            referenced.insert(chunk.hash.clone());
+        }
+    }
+}
+
+/// Now, as manifests record it.
+pub(super) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

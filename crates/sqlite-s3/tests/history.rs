@@ -1,0 +1,326 @@
+//! log, restore, branch and gc of the versioned layout, on every store,
+//! and gc racing a commit in flight.
+
+mod support;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
+    PutOptions, PutPayload, PutResult,
+};
+use sqlite_s3::history::{self, Keep, Target};
+use sqlite_s3::{Error, LayoutKind, Options, Session};
+use support::{Backend, Kind};
+use tokio::sync::Notify;
+
+fn versioned(backend: &Backend) -> Options {
+    backend.options().layout(LayoutKind::Versioned)
+}
+
+async fn set(session: &mut Session, value: i64) {
+    session
+        .transaction(move |tx| {
+            tx.execute_batch("CREATE TABLE IF NOT EXISTS kv(k TEXT PRIMARY KEY, v INTEGER)")?;
+            tx.execute("INSERT OR REPLACE INTO kv VALUES ('x', ?1)", [value])?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+fn get(session: &Session) -> i64 {
+    session
+        .connection()
+        .query_row("SELECT v FROM kv WHERE k = 'x'", [], |r| r.get(0))
+        .unwrap()
+}
+
+async fn read(backend: &Backend, name: &str) -> i64 {
+    get(&Session::open(&backend.url(name), &backend.options()).await.unwrap())
+}
+
+fn remote(backend: &Backend, name: &str) -> sqlite_s3::Remote {
+    sqlite_s3::Remote::connect(&backend.url(name), &backend.store_options()).unwrap()
+}
+
+on_every_store!(
+    log_lists_every_version,
+    restore_makes_an_old_state_the_newest_version,
+    a_branch_shares_the_past_but_not_the_future,
+    gc_keeps_what_is_used_and_deletes_the_rest,
+);
+
+async fn log_lists_every_version(backend: Backend) {
+    let mut db = Session::open(&backend.url("app.db"), &versioned(&backend))
+        .await
+        .unwrap();
+    for v in 1..=3 {
+        set(&mut db, v).await;
+    }
+    let versions = history::log(&remote(&backend, "app.db")).await.unwrap();
+    assert_eq!(versions.iter().map(|v| v.version).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(versions[2].parent, Some(2));
+    assert!(versions.iter().all(|v| v.size > 0 && !v.writer.is_empty()));
+
+    let single = Session::open(&backend.url("plain.db"), &backend.options())
+        .await
+        .unwrap();
+    drop(single);
+    let mut plain = Session::open(&backend.url("plain.db"), &backend.options())
+        .await
+        .unwrap();
+    set(&mut plain, 1).await;
+    let err = history::log(&remote(&backend, "plain.db")).await.unwrap_err();
+    assert!(err.to_string().contains("versioned layout"), "{err}");
+}
+
+async fn restore_makes_an_old_state_the_newest_version(backend: Backend) {
+    let mut db = Session::open(&backend.url("app.db"), &versioned(&backend))
+        .await
+        .unwrap();
+    set(&mut db, 10).await;
+    let after_first = std::time::SystemTime::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    set(&mut db, 20).await;
+    set(&mut db, 30).await;
+    let r = remote(&backend, "app.db");
+
+    assert_eq!(history::restore(&r, Target::Version(1)).await.unwrap(), 4);
+    assert_eq!(read(&backend, "app.db").await, 10);
+    assert_eq!(history::log(&r).await.unwrap().len(), 4, "nothing deleted");
+
+    assert_eq!(history::restore(&r, Target::At(after_first)).await.unwrap(), 5);
+    assert_eq!(read(&backend, "app.db").await, 10);
+    assert_eq!(history::restore(&r, Target::Version(3)).await.unwrap(), 6);
+    assert_eq!(read(&backend, "app.db").await, 30);
+
+    let err = history::restore(&r, Target::Version(99)).await.unwrap_err();
+    assert!(err.to_string().contains("no version 99"), "{err}");
+    // The writer that was open sees a conflict, not a silent overwrite.
+    db.connection().execute("UPDATE kv SET v = 0", []).unwrap();
+    assert!(matches!(db.publish().await.unwrap_err(), Error::Conflict { .. }));
+}
+
+async fn a_branch_shares_the_past_but_not_the_future(backend: Backend) {
+    let mut db = Session::open(&backend.url("app.db"), &versioned(&backend))
+        .await
+        .unwrap();
+    set(&mut db, 1).await;
+    set(&mut db, 2).await;
+    let (source, source_counter) = backend.counted("app.db");
+    let (target, target_counter) = backend.counted("fork.db");
+    history::branch(&source, &target, Some(1)).await.unwrap();
+    let (s, t) = (source_counter.counts(), target_counter.counts());
+    // Read version 1, record the branch, create the branch's version 1.
+    assert_eq!(s.requests + t.requests, 3, "{s:?} {t:?}");
+    assert!(s.bytes_up + t.bytes_up < 64 << 10, "no chunk is copied: {s:?} {t:?}");
+
+    let mut fork = Session::open(&backend.url("fork.db"), &backend.options())
+        .await
+        .unwrap();
+    assert_eq!(get(&fork), 1, "starts from version 1");
+    set(&mut fork, 100).await;
+    set(&mut db, 3).await;
+    assert_eq!(read(&backend, "app.db").await, 3);
+    assert_eq!(read(&backend, "fork.db").await, 100);
+
+    let err = history::branch(&remote(&backend, "app.db"), &remote(&backend, "fork.db"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Conflict { .. }),
+        "never over an existing database: {err}"
+    );
+}
+
+async fn gc_keeps_what_is_used_and_deletes_the_rest(backend: Backend) {
+    let mut db = Session::open(&backend.url("app.db"), &versioned(&backend))
+        .await
+        .unwrap();
+    set(&mut db, 1).await;
+    let (stale_reader_cache, stale_writer_cache) = (backend.fresh_cache(), backend.fresh_cache());
+    let stale_options = |cache: &std::path::PathBuf| backend.options().cache_dir(cache);
+    for cache in [&stale_reader_cache, &stale_writer_cache] {
+        let session = Session::open(&backend.url("app.db"), &stale_options(cache))
+            .await
+            .unwrap();
+        session.close().await.unwrap();
+    }
+    for v in 2..=5 {
+        set(&mut db, v).await;
+    }
+    let r = remote(&backend, "app.db");
+    history::branch(&r, &remote(&backend, "fork.db"), Some(1))
+        .await
+        .unwrap();
+
+    // With the default grace, young unused chunks stay.
+    let report = history::gc(&r, Keep::Last(2), history::DEFAULT_GRACE).await.unwrap();
+    assert_eq!(
+        (report.versions_kept, report.manifests_deleted, report.chunks_deleted),
+        (2, 3, 0)
+    );
+    assert!(report.chunks_in_grace > 0, "{report:?}");
+
+    let report = history::gc(&r, Keep::Last(2), Duration::ZERO).await.unwrap();
+    assert!(report.chunks_deleted > 0, "{report:?}");
+    assert_eq!(
+        history::log(&r)
+            .await
+            .unwrap()
+            .iter()
+            .map(|v| v.version)
+            .collect::<Vec<_>>(),
+        [4, 5]
+    );
+    let fresh = Session::open(&backend.url("app.db"), &backend.options()).await.unwrap();
+    assert_eq!(get(&fresh), 5);
+    let check: String = fresh
+        .connection()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    // The branch still has every chunk of version 1 it shares.
+    assert_eq!(read(&backend, "fork.db").await, 1);
+    // Copies older than anything kept: a reader finds the newest version, a
+    // writer gets a conflict, never a version that hides the newer ones.
+    let stale = Session::open(&backend.url("app.db"), &stale_options(&stale_reader_cache))
+        .await
+        .unwrap();
+    assert_eq!(get(&stale), 5);
+    let mut writer = Session::open(&backend.url("app.db"), &stale_options(&stale_writer_cache))
+        .await
+        .unwrap();
+    writer
+        .transaction(|tx| Ok(tx.execute("UPDATE kv SET v = 6", [])?))
+        .await
+        .unwrap();
+    assert_eq!(read(&backend, "app.db").await, 6);
+    assert_eq!(history::log(&r).await.unwrap().last().unwrap().version, 6);
+    // Restoring a deleted version is refused, not half-done.
+    assert!(history::restore(&r, Target::Version(1)).await.is_err());
+}
+
+/// A store that holds the next manifest creation until told to go on.
+#[derive(Debug)]
+struct HoldManifest {
+    inner: Arc<dyn ObjectStore>,
+    reached: Notify,
+    release: Notify,
+}
+
+impl fmt::Display for HoldManifest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hold({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for HoldManifest {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        if location.as_ref().contains("/manifests/") {
+            self.reached.notify_one();
+            self.release.notified().await;
+        }
+        self.inner.put_opts(location, payload, opts).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// A commit uploads its chunks, then gc runs before the commit creates its
+/// manifest. Returns what a fresh reader then finds.
+async fn gc_during_a_commit(backend: &Backend, grace: Duration) -> sqlite_s3::Result<i64> {
+    let mut seed = Session::open(&backend.url("app.db"), &versioned(backend))
+        .await
+        .unwrap();
+    set(&mut seed, 1).await;
+    seed.close().await.unwrap();
+
+    let held = Arc::new(HoldManifest {
+        inner: remote(backend, "app.db").store().clone(),
+        reached: Notify::new(),
+        release: Notify::new(),
+    });
+    let wrapped = held.clone();
+    let slow = remote(backend, "app.db").map_store(move |_| wrapped);
+    let options = backend.options();
+    let commit = tokio::spawn(async move {
+        let mut db = Session::open_remote(slow, &options).await.unwrap();
+        db.transaction(|tx| {
+            // New content, so new chunks.
+            tx.execute_batch(
+                "UPDATE kv SET v = 2;
+                 CREATE TABLE pad(b BLOB);
+                 INSERT INTO pad SELECT randomblob(100000) FROM (SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3);",
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        db.close().await.unwrap();
+    });
+    held.reached.notified().await;
+    history::gc(&remote(backend, "app.db"), Keep::Last(1), grace)
+        .await
+        .unwrap();
+    held.release.notify_one();
+    commit.await.unwrap();
+    let db = Session::open(&backend.url("app.db"), &backend.options()).await?;
+    Ok(get(&db))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_never_deletes_the_chunks_of_a_commit_in_flight() {
+    for kind in [Kind::Memory, Kind::File, Kind::S3] {
+        let Some(backend) = Backend::new(kind) else { continue };
+        assert_eq!(
+            gc_during_a_commit(&backend, history::DEFAULT_GRACE).await.unwrap(),
+            2,
+            "{kind:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_grace_period_gc_would_break_that_commit() {
+    // The control for the test above: it is the grace period that protects.
+    let backend = Backend::new(Kind::Memory).unwrap();
+    let err = gc_during_a_commit(&backend, Duration::ZERO).await.unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("missing"), "{err}");
+}
