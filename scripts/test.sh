@@ -10,24 +10,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-MOTO_VERSION=5.2.5
-VENV_PYTHON="$PWD/.venv/bin/python"
-
-if [ ! -x "$VENV_PYTHON" ]; then
-    echo "creating .venv"
-    "${PYTHON:-python3}" -m venv .venv
-fi
-# Idempotent: install only when the pinned moto, with its server, is missing.
-if ! "$VENV_PYTHON" -c "
-import sys, moto
-from moto.server import ThreadedMotoServer
-sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
-    echo "installing moto[server]==$MOTO_VERSION into .venv"
-    "$VENV_PYTHON" -m pip install --quiet --disable-pip-version-check --no-input "moto[server]==$MOTO_VERSION"
-fi
-
-export SQLITE_S3_MOTO_PYTHON="$VENV_PYTHON"
-export SQLITE_S3_REQUIRE_MOTO=1
+# shellcheck source=scripts/moto-env.sh
+source scripts/moto-env.sh
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -30,6 +30,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use object_store::path::Path as Key;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
@@ -43,6 +44,9 @@ use crate::store::Remote;
 /// The `latest` hint is rewritten by the commits whose number is a multiple
 /// of this (and by the first).
 pub const HINT_EVERY: u64 = 8;
+
+/// Chunk transfers under way at once.
+const TRANSFERS: usize = 8;
 
 /// How many versions back [`Layout::landed`] looks for a commit token.
 const LANDED_WINDOW: u64 = 16;
@@ -328,12 +332,19 @@ impl Layout for Versioned {
             .map(|&i| manifest.range(i).end - manifest.range(i).start)
             .sum();
         let (mut written, mut downloaded) = (0u64, 0u64);
-        for &index in &wanted {
-            let (bytes, compressed) = self.fetch_chunk(remote, &manifest, index).await?;
-            chunks::write_at(&mut out, manifest.range(index).start, &bytes, dest)?;
-            written += bytes.len() as u64;
-            downloaded += compressed;
-            report(progress, Direction::Download, written, total);
+        {
+            let manifest = &manifest;
+            let fetches = futures::stream::iter(wanted)
+                .map(|index| async move { (index, self.fetch_chunk(remote, manifest, index).await) })
+                .buffer_unordered(TRANSFERS);
+            futures::pin_mut!(fetches);
+            while let Some((index, fetched)) = fetches.next().await {
+                let (bytes, compressed) = fetched?;
+                chunks::write_at(&mut out, manifest.range(index).start, &bytes, dest)?;
+                written += bytes.len() as u64;
+                downloaded += compressed;
+                report(progress, Direction::Download, written, total);
+            }
         }
         out.sync_all().map_err(Error::io("writing", dest))?;
         drop(out);
@@ -404,8 +415,8 @@ impl Layout for Versioned {
                 (start + chunks::CHUNK_SIZE).min(size) - start
             })
             .sum();
-        let (mut uploaded, mut done) = (0u64, 0u64);
         report(progress, Direction::Upload, 0, to_send);
+        let mut uploads = Vec::new();
         for (index, hash) in hashes.iter().enumerate() {
             if let Some(existing) = existing.get(hash.as_str()) {
                 refs.push((*existing).clone());
@@ -415,23 +426,32 @@ impl Layout for Versioned {
                 hash: hash.clone(),
                 home: own,
             });
-            if sent.insert(hash.clone(), ()).is_some() {
-                continue;
+            if sent.insert(hash.clone(), ()).is_none() {
+                uploads.push((index, chunk_key(&homes[usize::from(own)], hash)));
             }
+        }
+        let (mut uploaded, mut done) = (0u64, 0u64);
+        let puts = futures::stream::iter(uploads.into_iter().map(|(index, key)| async move {
             let bytes = chunks::read_chunk(file, index, chunks::CHUNK_SIZE)?;
             let compressed = chunks::compress(&bytes);
-            let len = compressed.len() as u64;
-            let key = chunk_key(&homes[usize::from(own)], hash);
+            let sizes = (compressed.len() as u64, bytes.len() as u64);
             match remote
                 .store()
                 .put_opts(&key, PutPayload::from(compressed), PutMode::Create.into())
                 .await
             {
-                Ok(_) | Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {}
-                Err(e) => return Err(remote.error("uploading a chunk", e)),
+                Ok(_) | Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                    Ok(sizes)
+                }
+                Err(e) => Err(remote.error("uploading a chunk", e)),
             }
-            uploaded += len;
-            done += bytes.len() as u64;
+        }))
+        .buffer_unordered(TRANSFERS);
+        futures::pin_mut!(puts);
+        while let Some(sizes) = puts.next().await {
+            let (compressed, raw) = sizes?;
+            uploaded += compressed;
+            done += raw;
             report(progress, Direction::Upload, done, to_send);
         }
         // A commit this slow may have had fresh chunks collected by gc (see
