@@ -10,15 +10,14 @@ use common::{Place, assert_exit, assert_ok, json_rows, sqlite_s3, stderr, stdout
 /// one), each adding 1 to one counter 25 times with `exec`: every increment
 /// lands exactly once.
 fn race(place: &Place, shared_cache: bool) {
+    race_in(place, shared_cache, "single");
+}
+
+/// The race, on a database created in `layout`.
+fn race_in(place: &Place, shared_cache: bool, layout: &str) {
     let url = place.url("race.db");
-    assert_ok(&place.run(
-        "setup",
-        &[
-            "exec",
-            &url,
-            "CREATE TABLE counter(n INTEGER); INSERT INTO counter VALUES (0)",
-        ],
-    ));
+    let create = "CREATE TABLE counter(n INTEGER); INSERT INTO counter VALUES (0)";
+    assert_ok(&place.run("setup", &["--layout", layout, "exec", &url, create]));
     std::thread::scope(|s| {
         for worker in 0..4 {
             let (url, place) = (&url, &place);
@@ -40,11 +39,22 @@ fn race(place: &Place, shared_cache: bool) {
     });
     let out = place.run("check", &["query", &url, "SELECT n FROM counter", "--format", "json"]);
     assert_eq!(json_rows(&out), serde_json::json!([{"n": 100}]));
+    let out = place.run("check", &["info", &url, "--format", "json"]);
+    let info: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(info["layout"], layout);
 }
 
 #[test]
 fn racing_processes_lose_no_update_on_a_local_directory() {
     race(&Place::file(), false);
+}
+
+#[test]
+fn racing_processes_lose_no_update_in_the_versioned_layout() {
+    race_in(&Place::file(), false, "versioned");
+    if let Some(place) = Place::s3() {
+        race_in(&place, false, "versioned");
+    }
 }
 
 #[test]
