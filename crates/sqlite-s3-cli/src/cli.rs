@@ -190,7 +190,7 @@ pub enum Command {
         /// Keep the versions committed within this long (e.g. 12h, 7d).
         #[arg(long, value_name = "DURATION")]
         keep_for: Option<humantime::Duration>,
-        /// Keep unused chunks younger than this (must exceed your longest commit).
+        /// Keep unused chunks younger than this: at least 1h, and longer than your longest commit.
         #[arg(long, value_name = "DURATION", default_value = "1h")]
         grace: humantime::Duration,
     },

@@ -43,7 +43,12 @@ fn history(place: &Place) {
     assert_eq!(value(place, &fork), serde_json::json!([{"v": 30}]));
     assert_eq!(value(place, &url), serde_json::json!([{"v": 2}]));
 
-    let out = place.run("me", &["gc", &url, "--keep", "1", "--grace", "0s"]);
+    assert_exit(
+        &place.run("me", &["gc", &url, "--keep", "1", "--grace", "5m"]),
+        1,
+        "at least 1h",
+    );
+    let out = place.run("me", &["gc", &url, "--keep", "1"]);
     assert_ok(&out);
     assert!(
         stderr(&out).contains("kept 1 version(s); deleted 4 version(s)"),

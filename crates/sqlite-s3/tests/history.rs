@@ -317,6 +317,70 @@ async fn gc_never_deletes_the_chunks_of_a_commit_in_flight() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_that_reuses_an_old_chunk_keeps_it_from_gc() {
+    use sqlite_s3::layout::versioned::Versioned;
+    use sqlite_s3::layout::{Layout, Published};
+    let backend = Backend::new(Kind::Memory).unwrap();
+    let r = remote(&backend, "app.db");
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let mut bytes = vec![0u8; 3 * 256 * 1024];
+    fastrand::fill(&mut bytes);
+    std::fs::write(&a, &bytes).unwrap();
+    fastrand::fill(&mut bytes);
+    std::fs::write(&b, &bytes).unwrap();
+    let publish = |remote: sqlite_s3::Remote,
+                   file: std::path::PathBuf,
+                   base: Option<sqlite_s3::layout::RemoteVersion>| async move {
+        let token = format!("{:016x}", fastrand::u64(..));
+        match Versioned
+            .publish(
+                &remote,
+                &file,
+                base.as_ref(),
+                sqlite_s3::WriteMode::Conditional,
+                &token,
+                None,
+            )
+            .await
+            .unwrap()
+        {
+            Published::Current(v) => v,
+            Published::Superseded => unreachable!(),
+        }
+    };
+    let v1 = publish(r.clone(), a.clone(), None).await;
+    let v2 = publish(r.clone(), b.clone(), Some(v1)).await;
+    // A's chunks grow older than the grace period used below.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // A commit goes back to A's bytes: its chunks exist already. gc runs
+    // while the commit has uploaded them but not created its manifest.
+    let held = Arc::new(HoldManifest {
+        inner: r.store().clone(),
+        reached: Notify::new(),
+        release: Notify::new(),
+    });
+    let wrapped = held.clone();
+    let slow = r.clone().map_store(move |_| wrapped);
+    let commit = tokio::spawn(publish(slow, a.clone(), Some(v2)));
+    held.reached.notified().await;
+    let report = history::gc(&r, Keep::Last(1), Duration::from_secs(1)).await.unwrap();
+    assert_eq!(report.manifests_deleted, 1, "{report:?}");
+    held.release.notify_one();
+    let v3 = commit.await.unwrap();
+
+    let copy = dir.path().join("copy");
+    let pulled = Versioned.pull(&r, None, None, &copy, None).await.unwrap();
+    assert!(
+        matches!(pulled, sqlite_s3::layout::Pulled::Downloaded { .. }),
+        "{pulled:?}"
+    );
+    assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&a).unwrap());
+    assert_eq!(v3.etag, "3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_grace_period_gc_would_break_that_commit() {
     // The control for the test above: it is the grace period that protects.
     let backend = Backend::new(Kind::Memory).unwrap();

@@ -77,6 +77,12 @@ pub async fn gc(
         (None, Some(age)) => Keep::For(age),
         (None, None) => unreachable!("clap requires --keep or --keep-for"),
     };
+    if grace < history::DEFAULT_GRACE {
+        return Err(Error::InvalidState(format!(
+            "--grace must be at least {}: a commit in flight may be about to use younger chunks",
+            humantime::format_duration(history::DEFAULT_GRACE)
+        )));
+    }
     let remote = ctx.remote(url)?;
     let report = history::gc(&remote, keep, grace).await?;
     eprintln!(

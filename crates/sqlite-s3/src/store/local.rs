@@ -4,12 +4,12 @@
 //! object_store's `LocalFileSystem` can create an object only if absent, but
 //! has no conditional update (`If-Match`). [`LocalStore`] adds it:
 //!
-//! - Next to each object `dir/NAME` that is ever overwritten or carries
-//!   metadata lives a small version file `dir/.NAME.sqlite-s3-version`
+//! - Next to each object `dir/NAME` that is updated conditionally or
+//!   carries metadata lives a small version file `dir/.NAME.sqlite-s3-version`
 //!   holding a random token that changes with every write made through this
 //!   store, then the object's user metadata (`x-amz-meta-*` on S3), one
-//!   `key=value` a line. Objects only ever created (the chunks and manifests
-//!   of the versioned layout) need none.
+//!   `key=value` a line. Other objects (the chunks, manifests and hint of
+//!   the versioned layout) need none.
 //! - The ETag of an object is `TOKEN:FILE-ETAG`, where the file ETag
 //!   (inode, modification time, size) is that of the file actually read. An
 //!   object rewritten by another program changes the second part, a write
@@ -197,9 +197,10 @@ fn compare_and_swap(
     let file = staged.persist(object).map_err(|e| generic(e.error))?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(generic)?;
     let metadata = file.metadata().map_err(generic)?;
-    // Objects only ever created keep no version file; the file part of
-    // their ETag is enough, since nothing ever replaces them through here.
-    let needs_version = text.is_some() || !opts.attributes.is_empty() || !matches!(opts.mode, PutMode::Create);
+    // Objects never updated conditionally and without metadata (chunks,
+    // manifests, hints) keep no version file: no condition ever names their
+    // ETag, so the file part is enough.
+    let needs_version = text.is_some() || !opts.attributes.is_empty() || matches!(opts.mode, PutMode::Update(_));
     let new_token = if needs_version {
         let new_token = format!("{:016x}", fastrand::u64(..));
         write_atomically(version, format_version(&new_token, &opts.attributes).as_bytes()).map_err(generic)?;

@@ -33,7 +33,7 @@ use object_store::path::Path as Key;
 use object_store::{PutMode, PutPayload};
 use serde::{Deserialize, Serialize};
 
-use super::manifest::Manifest;
+use super::manifest::{Entry, Manifest};
 use super::{Keys, Versioned, object_name};
 use crate::error::{Error, Result};
 use crate::store::Remote;
@@ -110,15 +110,6 @@ fn not_versioned(remote: &Remote) -> Error {
     ))
 }
 
-fn version_numbers(listed: &[object_store::ObjectMeta]) -> Vec<u64> {
-    let mut numbers: Vec<u64> = listed
-        .iter()
-        .filter_map(|m| m.location.filename().and_then(|f| f.parse().ok()))
-        .collect();
-    numbers.sort_unstable();
-    numbers
-}
-
 async fn list(remote: &Remote, prefix: &Key, what: &'static str) -> Result<Vec<object_store::ObjectMeta>> {
     remote
         .store()
@@ -132,9 +123,8 @@ impl Versioned {
     /// Every version, oldest first (one LIST and one GET per version).
     pub async fn log(&self, remote: &Remote) -> Result<Vec<VersionInfo>> {
         let keys = Keys::new(remote);
-        let listed = list(remote, &keys.manifests(), "listing the versions").await?;
         let mut versions = Vec::new();
-        for n in version_numbers(&listed) {
+        for n in self.listed(remote, &keys).await? {
             if let Some(m) = self.manifest(remote, &keys, n).await? {
                 versions.push(VersionInfo::from(&m));
             }
@@ -167,7 +157,9 @@ impl Versioned {
                 uploaded_bytes: 0,
                 ..old.clone()
             };
-            if self.create_manifest(remote, &keys, &manifest, true).await? {
+            if self.create_manifest(remote, &keys, &manifest, true).await?
+                || self.wrote(remote, &keys, number, token).await?
+            {
                 return Ok(number);
             }
         }
@@ -222,7 +214,9 @@ impl Versioned {
         };
         // No hint for the new database: its readers find version 1 with one
         // listing, and the branch stays at three requests.
-        if !self.create_manifest(target, &target_keys, &manifest, false).await? {
+        if !self.create_manifest(target, &target_keys, &manifest, false).await?
+            && !self.wrote(target, &target_keys, 1, token).await?
+        {
             return Err(Error::Conflict {
                 url: target.url().to_string(),
                 attempts: 1,
@@ -236,22 +230,30 @@ impl Versioned {
     /// a branch references and that are older than `grace`.
     pub async fn gc(&self, remote: &Remote, keep: Keep, grace: Duration) -> Result<GcReport> {
         let keys = Keys::new(remote);
-        let listed = list(remote, &keys.manifests(), "listing the versions").await?;
-        let numbers = version_numbers(&listed);
+        let numbers = self.listed(remote, &keys).await?;
         let newest = *numbers.last().ok_or_else(|| not_versioned(remote))?;
         let now = chrono::Utc::now();
         let mut report = GcReport::default();
         let mut referenced: HashSet<String> = HashSet::new();
         let own_home = keys.own_home();
         for &n in numbers.iter().rev() {
-            let Some(manifest) = self.manifest(remote, &keys, n).await? else {
-                continue;
+            let manifest = match self.entry(remote, &keys, n).await? {
+                Some(Entry::Version(m)) => m,
+                // Deleted by an earlier gc: nothing to do.
+                Some(Entry::Deleted) if n != newest => continue,
+                // The newest is gone or a tombstone: another gc is racing this one.
+                _ => {
+                    return Err(Error::InvalidState(format!(
+                        "version {n} of {} changed under gc: is another gc running? Run it again",
+                        remote.url()
+                    )));
+                }
             };
             let kept = n == newest
                 || match keep {
                     Keep::Last(count) => newest - n < count.max(1),
-                    Keep::For(age) => chrono::DateTime::parse_from_rfc3339(&manifest.committed_at)
-                        .map(|t| now.signed_duration_since(t).to_std().unwrap_or_default() <= age)
+                    Keep::For(limit) => chrono::DateTime::parse_from_rfc3339(&manifest.committed_at)
+                        .map(|t| age(now, t.with_timezone(&chrono::Utc)) <= limit)
                         .unwrap_or(true),
                 };
             if kept {
@@ -268,7 +270,56 @@ impl Versioned {
                 report.manifests_deleted += 1;
             }
         }
-        // Chunks that branches use stay, whatever their age.
+        self.note_branches(remote, &keys, &own_home, &mut referenced).await?;
+        // Versions committed while gc ran are kept and may reuse any chunk;
+        // so may branches recorded meanwhile. Look again just before deleting.
+        for n in self.listed(remote, &keys).await?.into_iter().filter(|n| *n > newest) {
+            if let Some(m) = self.manifest(remote, &keys, n).await? {
+                note_references(&m, &own_home, &mut referenced);
+            }
+        }
+        self.note_branches(remote, &keys, &own_home, &mut referenced).await?;
+        let chunks = list(remote, &Key::from(own_home.as_str()), "listing the chunks").await?;
+        for chunk in chunks {
+            let Some(hash) = chunk.location.filename() else {
+                continue;
+            };
+            if referenced.contains(hash) {
+                continue;
+            }
+            if age(now, chunk.last_modified) < grace {
+                report.chunks_in_grace += 1;
+                continue;
+            }
+            // A commit may have rewritten it since the listing, to use it.
+            match remote.store().head(&chunk.location).await {
+                Ok(meta) if age(chrono::Utc::now(), meta.last_modified) < grace => {
+                    report.chunks_in_grace += 1;
+                    continue;
+                }
+                Ok(_) => {}
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(remote.error("checking a chunk", e)),
+            }
+            remote
+                .store()
+                .delete(&chunk.location)
+                .await
+                .map_err(|e| remote.error("deleting a chunk", e))?;
+            report.chunks_deleted += 1;
+        }
+        Ok(report)
+    }
+
+    /// Adds the chunks of this database's home that its branches use. A
+    /// branch recorded but not created yet stops gc: its chunks are unknown.
+    async fn note_branches(
+        &self,
+        remote: &Remote,
+        keys: &Keys,
+        own_home: &str,
+        referenced: &mut HashSet<String>,
+    ) -> Result<()> {
         let branches = list(
             remote,
             &Key::from(format!("{}/branches", keys.root)),
@@ -291,37 +342,27 @@ impl Versioned {
             let branch_keys = Keys {
                 root: format!("{}.sqlite-s3", record.key),
             };
-            let listed = list(remote, &branch_keys.manifests(), "listing a branch's versions").await?;
-            for n in version_numbers(&listed) {
+            let numbers = self.listed(remote, &branch_keys).await?;
+            if numbers.is_empty() {
+                return Err(Error::InvalidState(format!(
+                    "a branch of {} at key {} is being created: run gc again once it exists",
+                    remote.url(),
+                    record.key
+                )));
+            }
+            for n in numbers {
                 if let Some(m) = self.manifest(remote, &branch_keys, n).await? {
-                    note_references(&m, &own_home, &mut referenced);
+                    note_references(&m, own_home, referenced);
                 }
             }
         }
-        let chunks = list(remote, &Key::from(own_home.as_str()), "listing the chunks").await?;
-        for chunk in chunks {
-            let Some(hash) = chunk.location.filename() else {
-                continue;
-            };
-            if referenced.contains(hash) {
-                continue;
-            }
-            let age = now
-                .signed_duration_since(chunk.last_modified)
-                .to_std()
-                .unwrap_or_default();
-            if age < grace {
-                report.chunks_in_grace += 1;
-                continue;
-            }
-            remote
-                .store()
-                .delete(&chunk.location)
-                .await
-                .map_err(|e| remote.error("deleting a chunk", e))?;
-            report.chunks_deleted += 1;
-        }
-        Ok(report)
+        Ok(())
+    }
+
+    /// Whether version `n` is ours: a create whose answer was lost, then
+    /// retried, finds its own manifest there.
+    async fn wrote(&self, remote: &Remote, keys: &Keys, n: u64, token: &str) -> Result<bool> {
+        Ok(self.manifest(remote, keys, n).await?.is_some_and(|m| m.writer == token))
     }
 
     /// Creates a manifest if its number is free; `false` when it is taken.
@@ -352,6 +393,10 @@ impl Versioned {
             Err(e) => Err(remote.error("uploading a manifest", e)),
         }
     }
+}
+
+fn age(now: chrono::DateTime<chrono::Utc>, then: chrono::DateTime<chrono::Utc>) -> Duration {
+    now.signed_duration_since(then).to_std().unwrap_or_default()
 }
 
 fn note_references(manifest: &Manifest, own_home: &str, referenced: &mut HashSet<String>) {

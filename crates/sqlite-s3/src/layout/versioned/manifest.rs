@@ -8,6 +8,27 @@ use crate::error::{Error, Result};
 /// The format written by this version of the crate.
 pub const FORMAT: u32 = 1;
 
+/// The largest chunk a manifest may declare (a damaged or hostile one could
+/// otherwise make a reader allocate without bound).
+pub const MAX_CHUNK_SIZE: u64 = 16 << 20;
+
+/// The largest decoded manifest: 64 MiB holds the chunk list of a 100 GiB
+/// database.
+const MAX_MANIFEST_BYTES: usize = 64 << 20;
+
+/// Decompresses at most [`MAX_MANIFEST_BYTES`].
+fn decompress(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    zstd::stream::Decoder::new(bytes)?
+        .take(MAX_MANIFEST_BYTES as u64 + 1)
+        .read_to_end(&mut out)?;
+    if out.len() > MAX_MANIFEST_BYTES {
+        return Err(std::io::Error::other("larger than any manifest"));
+    }
+    Ok(out)
+}
+
 /// One chunk of the database file: the BLAKE3 of its bytes (uncompressed),
 /// and which of the manifest's chunk homes holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,7 +102,7 @@ pub fn tombstone(number: u64) -> Vec<u8> {
 
 /// Decodes what a manifest key holds; `number` is the version its key says.
 pub fn decode_entry(bytes: &[u8], number: u64, what: &str) -> Result<Entry> {
-    if let Ok(json) = zstd::stream::decode_all(bytes)
+    if let Ok(json) = decompress(bytes)
         && let Ok(t) = serde_json::from_slice::<Tombstone>(&json)
         && t.deleted
         && t.version == number
@@ -121,8 +142,15 @@ impl Manifest {
                 manifest.version
             )));
         }
-        let expected = manifest.size.div_ceil(manifest.chunk_size.max(1));
-        if manifest.chunk_size == 0 || manifest.chunks.len() as u64 != expected {
+        if manifest.chunk_size == 0 || manifest.chunk_size > MAX_CHUNK_SIZE || manifest.homes.is_empty() {
+            return Err(corrupt(format!(
+                "chunk size {} or {} chunk homes cannot be right",
+                manifest.chunk_size,
+                manifest.homes.len()
+            )));
+        }
+        let expected = manifest.size.div_ceil(manifest.chunk_size);
+        if manifest.chunks.len() as u64 != expected {
             return Err(corrupt(format!(
                 "{} chunks of {} bytes cannot hold {} bytes",
                 manifest.chunks.len(),

@@ -147,19 +147,31 @@ impl Versioned {
         }
     }
 
-    /// The newest version according to a listing of the manifests.
+    /// The newest version according to a listing of the manifests: the
+    /// highest number that holds a version (tombstones and strays skipped),
+    /// then forward over versions created since the listing.
     async fn newest_listed(&self, remote: &Remote, keys: &Keys) -> Result<Option<Manifest>> {
-        let Some(n) = self.highest_listed(remote, keys).await? else {
-            return Ok(None);
-        };
-        let mut newest = self.manifest(remote, keys, n).await?;
-        // Versions created since the listing.
-        let mut next = n + 1;
-        while let Some(manifest) = self.manifest(remote, keys, next).await? {
-            newest = Some(manifest);
-            next += 1;
+        let numbers = self.listed(remote, keys).await?;
+        let mut newest = None;
+        for &n in numbers.iter().rev() {
+            if let Some(Entry::Version(m)) = self.entry(remote, keys, n).await? {
+                newest = Some(m);
+                break;
+            }
         }
-        Ok(newest)
+        let Some(mut newest) = newest else {
+            if numbers.is_empty() {
+                return Ok(None);
+            }
+            return Err(Error::Corrupt {
+                url: object_name(remote, &keys.manifests()),
+                reason: format!("{} manifest(s) listed, but none holds a version", numbers.len()),
+            });
+        };
+        while let Some(manifest) = self.manifest(remote, keys, newest.version + 1).await? {
+            newest = manifest;
+        }
+        Ok(Some(newest))
     }
 
     /// The newest manifest, knowing nothing: the hint, else one listing,
@@ -188,7 +200,8 @@ impl Versioned {
         }
     }
 
-    async fn highest_listed(&self, remote: &Remote, keys: &Keys) -> Result<Option<u64>> {
+    /// The version numbers listed under `manifests/`, ascending.
+    async fn listed(&self, remote: &Remote, keys: &Keys) -> Result<Vec<u64>> {
         use futures::TryStreamExt;
         let listed: Vec<_> = remote
             .store()
@@ -196,10 +209,12 @@ impl Versioned {
             .try_collect()
             .await
             .map_err(|e| remote.error("listing the versions", e))?;
-        Ok(listed
+        let mut numbers: Vec<u64> = listed
             .iter()
             .filter_map(|m| m.location.filename().and_then(|f| f.parse::<u64>().ok()))
-            .max())
+            .collect();
+        numbers.sort_unstable();
+        Ok(numbers)
     }
 
     /// Whether a database in this layout exists at `remote`.
@@ -240,8 +255,9 @@ impl Versioned {
         Ok((bytes, compressed.len() as u64))
     }
 
-    /// Uploads again any chunk of `sent` that is no longer in `home`.
-    async fn restore_missing(
+    /// Uploads again every chunk of `sent`, so that each is young enough for
+    /// gc's grace period to cover it until the manifest names it.
+    async fn refresh_chunks(
         &self,
         remote: &Remote,
         file: &Path,
@@ -253,21 +269,12 @@ impl Versioned {
             if !sent.contains_key(hash) {
                 continue;
             }
-            let key = chunk_key(home, hash);
-            match remote.store().head(&key).await {
-                Ok(_) => continue,
-                Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(remote.error("checking a chunk", e)),
-            }
             let bytes = chunks::compress(&chunks::read_chunk(file, index, chunks::CHUNK_SIZE)?);
-            match remote
+            remote
                 .store()
-                .put_opts(&key, bytes.into(), PutMode::Create.into())
+                .put_opts(&chunk_key(home, hash), bytes.into(), PutMode::Overwrite.into())
                 .await
-            {
-                Ok(_) | Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {}
-                Err(e) => return Err(remote.error("uploading a chunk", e)),
-            }
+                .map_err(|e| remote.error("uploading a chunk", e))?;
         }
         Ok(())
     }
@@ -403,7 +410,8 @@ impl Layout for Versioned {
             .iter()
             .flat_map(|p| p.chunks.iter().map(|c| (c.hash.as_str(), c)))
             .collect();
-        let own = u16::try_from(homes.iter().position(|h| *h == keys.own_home()).unwrap_or(0)).unwrap_or(0);
+        let own = homes.iter().position(|h| *h == keys.own_home()).expect("pushed above");
+        let own = u16::try_from(own).map_err(|_| Error::InvalidState("too many chunk homes".into()))?;
         let mut refs = Vec::with_capacity(hashes.len());
         let mut sent: HashMap<String, ()> = HashMap::new();
         let to_send: u64 = hashes
@@ -431,20 +439,28 @@ impl Layout for Versioned {
             }
         }
         let (mut uploaded, mut done) = (0u64, 0u64);
+        let hashes_ref = &hashes;
         let puts = futures::stream::iter(uploads.into_iter().map(|(index, key)| async move {
             let bytes = chunks::read_chunk(file, index, chunks::CHUNK_SIZE)?;
+            // The file must not have changed since it was hashed: a chunk is
+            // only ever stored under the hash of its bytes.
+            if blake3::hash(&bytes).to_hex().as_str() != hashes_ref[index] {
+                return Err(Error::InvalidState(format!(
+                    "{} changed while it was being published; publish again",
+                    file.display()
+                )));
+            }
             let compressed = chunks::compress(&bytes);
             let sizes = (compressed.len() as u64, bytes.len() as u64);
-            match remote
+            // Overwrite, not create-if-absent: a chunk this commit needs that
+            // already exists becomes young again, so gc's grace period covers
+            // it until the manifest names it (and a damaged copy is repaired).
+            remote
                 .store()
-                .put_opts(&key, PutPayload::from(compressed), PutMode::Create.into())
+                .put_opts(&key, PutPayload::from(compressed), PutMode::Overwrite.into())
                 .await
-            {
-                Ok(_) | Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-                    Ok(sizes)
-                }
-                Err(e) => Err(remote.error("uploading a chunk", e)),
-            }
+                .map_err(|e| remote.error("uploading a chunk", e))?;
+            Ok(sizes)
         }))
         .buffer_unordered(TRANSFERS);
         futures::pin_mut!(puts);
@@ -454,10 +470,10 @@ impl Layout for Versioned {
             done += raw;
             report(progress, Direction::Upload, done, to_send);
         }
-        // A commit this slow may have had fresh chunks collected by gc (see
-        // history.rs): make sure they are all there before referencing them.
+        // A commit this slow may have had its chunks collected by gc (see
+        // history.rs): upload them again before the manifest names them.
         if started.elapsed() > history::DEFAULT_GRACE / 2 {
-            self.restore_missing(remote, file, &hashes, &homes[usize::from(own)], &sent)
+            self.refresh_chunks(remote, file, &hashes, &homes[usize::from(own)], &sent)
                 .await?;
         }
         let number = parent.as_ref().map_or(1, |p| p.version + 1);
