@@ -31,6 +31,9 @@ enum Fault {
     Deny,
     /// Every PUT is refused; reads work.
     DenyPuts,
+    /// The next manifest of the versioned layout lands, but the client sees
+    /// a transport error.
+    LandManifestThenTimeout,
 }
 
 #[derive(Debug)]
@@ -76,14 +79,21 @@ impl ObjectStore for FaultStore {
                 source: "403 AccessDenied".into(),
             });
         }
-        let fault = std::mem::replace(&mut *self.fault.lock().unwrap(), Fault::None);
+        let manifest = location.as_ref().contains("/manifests/");
+        let fault = {
+            let mut fault = self.fault.lock().unwrap();
+            match *fault {
+                Fault::LandManifestThenTimeout if !manifest => Fault::None,
+                _ => std::mem::replace(&mut *fault, Fault::None),
+            }
+        };
         let result = self.inner.put_opts(location, payload, opts).await?;
         match fault {
             Fault::LandThenPrecondition => Err(object_store::Error::Precondition {
                 path: location.to_string(),
                 source: "412 on the retried request".into(),
             }),
-            Fault::LandThenTimeout => Err(object_store::Error::Generic {
+            Fault::LandThenTimeout | Fault::LandManifestThenTimeout => Err(object_store::Error::Generic {
                 store: "S3",
                 source: "error sending request: operation timed out".into(),
             }),
@@ -253,6 +263,35 @@ async fn a_transaction_whose_answer_was_lost_succeeds_once(backend: Backend) {
         .expect("the landed write is found, so the transaction succeeded");
     db.close().await.unwrap();
     assert_eq!(count_rows(&backend.raw_get("app.db").await.unwrap(), "c"), 2);
+}
+
+#[tokio::test]
+async fn a_lost_answer_is_recognised_even_after_many_later_commits() {
+    let backend = Backend::new(Kind::Memory).unwrap();
+    let (remote, fault, _) = faulty(&backend);
+    let options = backend.options().layout(sqlite_s3::LayoutKind::Versioned);
+    let mut db = Session::open_remote(remote.clone(), &options).await.unwrap();
+    add(&mut db, 1).await.unwrap();
+    db.connection().execute("INSERT INTO c VALUES (2)", []).unwrap();
+    fault.set(Fault::LandManifestThenTimeout);
+    assert!(outcome_unknown(&db.publish().await.unwrap_err()));
+    drop(db); // the process gives up here
+
+    let mut other = Session::open(&backend.url("app.db"), &backend.options()).await.unwrap();
+    for n in 100..120 {
+        add(&mut other, n).await.unwrap();
+    }
+    other.close().await.unwrap();
+
+    // Twenty versions later, the next open still finds that the commit
+    // landed: no error, and the row is there once.
+    let db = Session::open_remote(remote, &options).await.unwrap();
+    let twos: i64 = db
+        .connection()
+        .query_row("SELECT count(*) FROM c WHERE n = 2", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(twos, 1);
+    assert!(!db.has_unpublished_changes().unwrap());
 }
 
 #[tokio::test]

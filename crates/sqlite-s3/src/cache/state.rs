@@ -53,6 +53,9 @@ pub struct InFlight {
     pub token: String,
     /// BLAKE3 (hex) of the file it uploads.
     pub hash: String,
+    /// The version it was published over (its ETag, or number), if any.
+    #[serde(default)]
+    pub base: Option<String>,
 }
 
 /// A download being installed as the working copy.

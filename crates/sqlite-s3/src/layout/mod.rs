@@ -174,9 +174,9 @@ pub trait Layout: Send + Sync + std::fmt::Debug {
         progress: Option<&ProgressFn>,
     ) -> Result<Published>;
 
-    /// Whether the publish tagged `token` landed (`None`: not as far as the
-    /// remote shows).
-    async fn landed(&self, remote: &Remote, token: &str) -> Result<Option<Published>>;
+    /// Whether the publish tagged `token`, made over the version whose ETag
+    /// is `base`, landed (`None`: not as far as the remote shows).
+    async fn landed(&self, remote: &Remote, token: &str, base: Option<&str>) -> Result<Option<Published>>;
 }
 
 /// The lineage of a new version: its token, then its parent's lineage, up to

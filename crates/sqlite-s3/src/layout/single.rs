@@ -147,7 +147,7 @@ impl Layout for SingleObject {
                 object_store::Error::Precondition { .. }
                 | object_store::Error::AlreadyExists { .. }
                 | object_store::Error::NotFound { .. },
-            ) => match self.landed(remote, token).await? {
+            ) => match self.landed(remote, token, None).await? {
                 Some(published) => Ok(published),
                 None => Err(Error::Conflict {
                     url: remote.url().to_string(),
@@ -158,7 +158,7 @@ impl Layout for SingleObject {
         }
     }
 
-    async fn landed(&self, remote: &Remote, token: &str) -> Result<Option<Published>> {
+    async fn landed(&self, remote: &Remote, token: &str, _base: Option<&str>) -> Result<Option<Published>> {
         let options = GetOptions {
             head: true,
             ..Default::default()

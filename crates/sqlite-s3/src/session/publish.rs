@@ -45,6 +45,7 @@ pub(crate) async fn publish_slot(
     slot.state.publishing = Some(InFlight {
         token: token.clone(),
         hash: hash.clone(),
+        base: slot.state.version.as_ref().map(|v| v.etag.clone()),
     });
     slot.save()?;
     let result = layout
@@ -74,7 +75,10 @@ pub(crate) async fn resolve_in_flight(slot: &mut Slot, remote: &Remote, layout: 
     let Some(in_flight) = slot.state.publishing.clone() else {
         return Ok(());
     };
-    match layout.landed(remote, &in_flight.token).await? {
+    match layout
+        .landed(remote, &in_flight.token, in_flight.base.as_deref())
+        .await?
+    {
         Some(published) => {
             tracing::info!("an earlier publish of {} had landed", remote.url());
             record(slot, published, &in_flight.hash);

@@ -518,8 +518,24 @@ impl Layout for Versioned {
         Ok(Published::Current(Self::version(manifest, extend_lineage(token, base))))
     }
 
-    async fn landed(&self, remote: &Remote, token: &str) -> Result<Option<Published>> {
+    async fn landed(&self, remote: &Remote, token: &str, base: Option<&str>) -> Result<Option<Published>> {
         let keys = Keys::new(remote);
+        // A conditional commit over version N is exactly version N+1: look
+        // there first, however many versions came after.
+        let mine = match base {
+            Some(base) => base.parse::<u64>().ok().map(|n| n + 1),
+            None => Some(1),
+        };
+        if let Some(n) = mine
+            && let Some(manifest) = self.manifest(remote, &keys, n).await?
+            && manifest.writer == token
+        {
+            return Ok(Some(match self.newest_after(remote, &keys, n).await? {
+                Some(_) => Published::Superseded,
+                None => Published::Current(Self::version(manifest, vec![token.to_string()])),
+            }));
+        }
+        // Last-writer-wins commits land on whatever was newest: scan back.
         let Some(newest) = self.latest(remote, &keys).await? else {
             return Ok(None);
         };
