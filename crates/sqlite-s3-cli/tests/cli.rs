@@ -2,9 +2,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{Place, assert_exit, assert_ok, json_rows, sqlite_s3, stderr, stdout};
+use common::{Place, assert_exit, assert_ok, json_rows, leave_unpublished_change, sqlite_s3, stderr, stdout};
 
 /// Four processes at once, each with its own cache directory (or all with
 /// one), each adding 1 to one counter 25 times with `exec`: every increment
@@ -394,30 +392,4 @@ fn help_names_the_exit_codes_and_gives_examples() {
         let out = sqlite_s3(None).args([command, "--help"]).output().unwrap();
         assert!(stdout(&out).contains("Example"), "{command}: {}", stdout(&out));
     }
-}
-
-/// Creates `t` holding 1 with the cache "mine", then commits 2 to that
-/// working copy without publishing, as a process killed between its commit
-/// and its publish would leave it.
-fn leave_unpublished_change(place: &Place, url: &str) {
-    assert_ok(&place.run("mine", &["exec", url, "CREATE TABLE t(x); INSERT INTO t VALUES (1)"]));
-    let db_dir = std::fs::read_dir(place.cache("mine"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let working_copy = db_dir.join("slot-0/db.sqlite");
-    let conn = rusqlite::Connection::open(&working_copy).unwrap();
-    conn.execute("INSERT INTO t VALUES (2)", []).unwrap();
-    drop(conn);
-    mark_open(&working_copy);
-}
-
-/// Marks a slot as left open by a session that never closed.
-fn mark_open(working_copy: &Path) {
-    let state_path = working_copy.with_file_name("state.json");
-    let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
-    state["status"] = "open".into();
-    std::fs::write(state_path, serde_json::to_vec(&state).unwrap()).unwrap();
 }

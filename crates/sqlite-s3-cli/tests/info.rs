@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Place, assert_exit, assert_ok, stdout};
+use common::{Place, assert_exit, assert_ok, mark_open, stdout};
 
 fn info_json(place: &Place, cache: &str, url: &str) -> serde_json::Value {
     let out = place.run(cache, &["info", url, "--format", "json"]);
@@ -74,10 +74,7 @@ fn info_reports_unpublished_changes_without_publishing_them() {
         .unwrap()
         .execute("INSERT INTO a VALUES (1)", [])
         .unwrap();
-    let state_path = db_dir.join("slot-0/state.json");
-    let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
-    state["status"] = "open".into();
-    std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+    mark_open(&working_copy);
     let remote_before = std::fs::read(place.object("app.db")).unwrap();
 
     let v = info_json(&place, "me", &url);

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use tempfile::TempDir;
@@ -118,4 +118,30 @@ impl Place {
             .args(args);
         cmd
     }
+}
+
+/// Creates `t` holding 1 with the cache "mine", then commits 2 to that
+/// working copy without publishing, as a process killed between its commit
+/// and its publish would leave it.
+pub fn leave_unpublished_change(place: &Place, url: &str) {
+    assert_ok(&place.run("mine", &["exec", url, "CREATE TABLE t(x); INSERT INTO t VALUES (1)"]));
+    let db_dir = std::fs::read_dir(place.cache("mine"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let working_copy = db_dir.join("slot-0/db.sqlite");
+    let conn = rusqlite::Connection::open(&working_copy).unwrap();
+    conn.execute("INSERT INTO t VALUES (2)", []).unwrap();
+    drop(conn);
+    mark_open(&working_copy);
+}
+
+/// Marks a slot as left open by a session that never closed.
+pub fn mark_open(working_copy: &Path) {
+    let state_path = working_copy.with_file_name("state.json");
+    let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
+    state["status"] = "open".into();
+    std::fs::write(state_path, serde_json::to_vec(&state).unwrap()).unwrap();
 }
