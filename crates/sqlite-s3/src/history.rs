@@ -28,7 +28,7 @@ fn token() -> String {
 /// # Failure
 /// [`Error::InvalidState`] when the database is not in the versioned layout.
 pub async fn log(remote: &Remote) -> Result<Vec<VersionInfo>> {
-    Versioned.log(remote).await
+    Versioned::default().log(remote).await
 }
 
 /// Makes the state of an earlier version the newest, as a new commit;
@@ -53,7 +53,7 @@ pub async fn restore(remote: &Remote, target: Target) -> Result<u64> {
                 })?
         }
     };
-    Versioned.restore(remote, number, &token()).await
+    Versioned::default().restore(remote, number, &token()).await
 }
 
 /// Creates a new database at `target` whose first version is `version` (or
@@ -67,11 +67,11 @@ pub async fn branch(source: &Remote, target: &Remote, version: Option<u64>) -> R
             target.url()
         )));
     }
-    Versioned.branch(source, target, version, &token()).await
+    Versioned::default().branch(source, target, version, &token()).await
 }
 
 /// Deletes versions outside `keep` (never the newest) and the chunks no kept
 /// version of this database or of its branches uses, once older than `grace`.
 pub async fn gc(remote: &Remote, keep: Keep, grace: Duration) -> Result<GcReport> {
-    Versioned.gc(remote, keep, grace).await
+    Versioned::default().gc(remote, keep, grace).await
 }

@@ -141,7 +141,7 @@ impl RetryPolicy {
 }
 
 /// Everything that shapes a session.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Options {
     pub(crate) store: StoreOptions,
     pub(crate) cache_dir: Option<PathBuf>,
@@ -150,6 +150,25 @@ pub struct Options {
     pub(crate) retry: RetryPolicy,
     pub(crate) progress: Option<ProgressFn>,
     pub(crate) layout: LayoutKind,
+    pub(crate) chunk_cache_bytes: u64,
+}
+
+/// The default size cap of the local chunk cache of one database.
+pub const DEFAULT_CHUNK_CACHE_BYTES: u64 = 512 << 20;
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            store: StoreOptions::default(),
+            cache_dir: None,
+            write_mode: WriteMode::default(),
+            pending: PendingChanges::default(),
+            retry: RetryPolicy::default(),
+            progress: None,
+            layout: LayoutKind::default(),
+            chunk_cache_bytes: DEFAULT_CHUNK_CACHE_BYTES,
+        }
+    }
 }
 
 impl fmt::Debug for Options {
@@ -162,6 +181,7 @@ impl fmt::Debug for Options {
             .field("retry", &self.retry)
             .field("progress", &self.progress.as_ref().map(|_| "<callback>"))
             .field("layout", &self.layout)
+            .field("chunk_cache_bytes", &self.chunk_cache_bytes)
             .finish()
     }
 }
@@ -221,6 +241,14 @@ impl Options {
     /// database keeps the layout it has.
     pub fn layout(mut self, layout: LayoutKind) -> Self {
         self.layout = layout;
+        self
+    }
+
+    /// The size cap of the local chunk cache of each database (versioned
+    /// layout): chunks downloaded before are not downloaded again, the least
+    /// recently used go first. 0 keeps none. Default 512 MiB.
+    pub fn chunk_cache_bytes(mut self, bytes: u64) -> Self {
+        self.chunk_cache_bytes = bytes;
         self
     }
 

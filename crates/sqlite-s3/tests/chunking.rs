@@ -16,7 +16,7 @@ fn remote(name: &str) -> Remote {
 
 async fn publish(remote: &Remote, file: &Path, base: Option<&RemoteVersion>) -> RemoteVersion {
     let token = format!("{:016x}", fastrand::u64(..));
-    match Versioned
+    match Versioned::default()
         .publish(remote, file, base, WriteMode::Conditional, &token, None)
         .await
         .unwrap()
@@ -56,7 +56,7 @@ async fn any_sequence_of_page_writes_round_trips() {
             published = Some(publish(&remote, &source, published.as_ref()).await);
 
             let base = pulled.as_ref().map(|_| copy.as_path());
-            match Versioned
+            match Versioned::default()
                 .pull(&remote, pulled.as_ref(), base, &scratch, None)
                 .await
                 .unwrap()
@@ -73,7 +73,7 @@ async fn any_sequence_of_page_writes_round_trips() {
             );
         }
         // Nothing new: one probe, no download.
-        let again = Versioned
+        let again = Versioned::default()
             .pull(&remote, pulled.as_ref(), Some(&copy), &scratch, None)
             .await
             .unwrap();

@@ -333,7 +333,7 @@ async fn a_commit_that_reuses_an_old_chunk_keeps_it_from_gc() {
                    file: std::path::PathBuf,
                    base: Option<sqlite_s3::layout::RemoteVersion>| async move {
         let token = format!("{:016x}", fastrand::u64(..));
-        match Versioned
+        match Versioned::default()
             .publish(
                 &remote,
                 &file,
@@ -371,7 +371,7 @@ async fn a_commit_that_reuses_an_old_chunk_keeps_it_from_gc() {
     let v3 = commit.await.unwrap();
 
     let copy = dir.path().join("copy");
-    let pulled = Versioned.pull(&r, None, None, &copy, None).await.unwrap();
+    let pulled = Versioned::default().pull(&r, None, None, &copy, None).await.unwrap();
     assert!(
         matches!(pulled, sqlite_s3::layout::Pulled::Downloaded { .. }),
         "{pulled:?}"

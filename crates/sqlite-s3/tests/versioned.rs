@@ -288,3 +288,70 @@ async fn a_64_mib_database_costs_what_changed() {
     let c = counter.counts();
     assert!(c.requests <= 4 && c.bytes_up < 2 * MIB, "one-row write: {c:?}");
 }
+
+#[tokio::test]
+async fn chunks_seen_before_are_not_downloaded_again_and_the_cache_is_capped() {
+    use sqlite_s3::history::{self, Target};
+    use sqlite_s3::layout::versioned::cache::ChunkCache;
+    let backend = Backend::new(Kind::Memory).unwrap();
+    let url = backend.url("app.db");
+    let mut writer = Session::open(&url, &versioned(&backend)).await.unwrap();
+    fill(&mut writer, 2000).await;
+
+    let cache_dir = backend.fresh_cache();
+    let reader = backend.options().cache_dir(cache_dir.clone());
+    let (remote, counter) = backend.counted("app.db");
+    Session::open_remote(remote.clone(), &reader)
+        .await
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+    writer
+        .transaction(|tx| Ok(tx.execute("UPDATE t SET v = x'00' WHERE id = 1500", [])?))
+        .await
+        .unwrap();
+    Session::open_remote(remote.clone(), &reader)
+        .await
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+    history::restore(&remote, Target::Version(1)).await.unwrap();
+
+    // Back to version 1: the chunk it needs was downloaded before.
+    counter.reset();
+    let session = Session::open_remote(remote.clone(), &reader).await.unwrap();
+    assert_eq!(count(&session), 2000);
+    let restored: i64 = session
+        .connection()
+        .query_row("SELECT length(v) FROM t WHERE id = 1500", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(restored, 1000, "back to version 1");
+    session.close().await.unwrap();
+    let c = counter.counts();
+    // The new manifest and the probe after it; every chunk came from the cache.
+    assert_eq!((c.gets, c.bytes_down < 64 << 10), (2, true), "{c:?}");
+
+    // A branch opened in the same cache directory shares its chunks.
+    let (branch, branch_counter) = backend.counted("branch.db");
+    history::branch(&remote, &branch, Some(2)).await.unwrap();
+    branch_counter.reset();
+    let session = Session::open_remote(branch, &reader).await.unwrap();
+    assert_eq!(count(&session), 2000);
+    session.close().await.unwrap();
+    let c = branch_counter.counts();
+    assert!(c.bytes_down < 64 << 10, "branch opened from the cache: {c:?}");
+
+    // The cap holds: a cold open of a 2 MiB database keeps at most 300 KiB.
+    let small_dir = backend.fresh_cache();
+    let capped = backend
+        .options()
+        .cache_dir(small_dir.clone())
+        .chunk_cache_bytes(300 << 10);
+    Session::open(&url, &capped).await.unwrap().close().await.unwrap();
+    let held = ChunkCache::size(&small_dir.join("chunks"));
+    assert!(held > 0 && held <= 300 << 10, "{held}");
+    let full = ChunkCache::size(&cache_dir.join("chunks"));
+    assert!(full > 2 << 20, "uncapped cache holds the database: {full}");
+}

@@ -53,9 +53,17 @@ pub enum LayoutKind {
 impl LayoutKind {
     /// Its implementation.
     pub fn layout(self) -> std::sync::Arc<dyn Layout> {
-        match self {
-            LayoutKind::Single => std::sync::Arc::new(single::SingleObject),
-            LayoutKind::Versioned => std::sync::Arc::new(versioned::Versioned),
+        self.layout_with(None)
+    }
+
+    /// Its implementation, keeping downloaded chunks in `cache` (versioned).
+    pub fn layout_with(self, cache: Option<&versioned::cache::ChunkCache>) -> std::sync::Arc<dyn Layout> {
+        match (self, cache) {
+            (LayoutKind::Single, _) => std::sync::Arc::new(single::SingleObject),
+            (LayoutKind::Versioned, Some(cache)) => {
+                std::sync::Arc::new(versioned::Versioned::with_cache(cache.clone()))
+            }
+            (LayoutKind::Versioned, None) => std::sync::Arc::new(versioned::Versioned::default()),
         }
     }
 
@@ -81,6 +89,7 @@ impl LayoutKind {
 /// database in either.
 pub(crate) async fn pull_detecting(
     known_kind: Option<LayoutKind>,
+    cache: Option<&versioned::cache::ChunkCache>,
     remote: &Remote,
     known: Option<&RemoteVersion>,
     base_file: Option<&Path>,
@@ -88,12 +97,19 @@ pub(crate) async fn pull_detecting(
     progress: Option<&ProgressFn>,
 ) -> Result<(Option<LayoutKind>, Pulled)> {
     let first = known_kind.unwrap_or_default();
-    let pulled = first.layout().pull(remote, known, base_file, dest, progress).await?;
+    let pulled = first
+        .layout_with(cache)
+        .pull(remote, known, base_file, dest, progress)
+        .await?;
     if !matches!(pulled, Pulled::Absent) {
         return Ok((Some(first), pulled));
     }
     let second = first.other();
-    match second.layout().pull(remote, None, None, dest, progress).await? {
+    match second
+        .layout_with(cache)
+        .pull(remote, None, None, dest, progress)
+        .await?
+    {
         Pulled::Absent => Ok((None, Pulled::Absent)),
         pulled => Ok((Some(second), pulled)),
     }
@@ -104,7 +120,7 @@ pub async fn detect(remote: &Remote) -> Result<Option<LayoutKind>> {
     if remote.head().await?.is_some() {
         return Ok(Some(LayoutKind::Single));
     }
-    if versioned::Versioned.exists(remote).await? {
+    if versioned::Versioned::default().exists(remote).await? {
         return Ok(Some(LayoutKind::Versioned));
     }
     Ok(None)

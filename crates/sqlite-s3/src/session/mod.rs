@@ -28,6 +28,7 @@ use rusqlite::Connection;
 use crate::cache::state::{Installing, Status};
 use crate::cache::{self, Slot};
 use crate::error::{Error, Result};
+use crate::layout::versioned::cache::ChunkCache;
 use crate::layout::{self, LayoutKind, Pulled, RemoteVersion};
 use crate::location::DatabaseUrl;
 use crate::options::Options;
@@ -300,8 +301,10 @@ impl Session {
         let dest = self.slot.download_path();
         let progress = self.options.progress.as_ref();
         let base = have_copy.then_some(db.as_path());
+        let cache = self.chunk_cache();
         let pulled = layout::pull_detecting(
             self.slot.state.layout,
+            Some(&cache),
             &self.remote,
             known.as_ref(),
             base,
@@ -338,6 +341,14 @@ impl Session {
         };
         self.last_sync = Instant::now();
         Ok(outcome)
+    }
+
+    /// The chunks this machine has downloaded (versioned layout). Chunks
+    /// are named by their content, so every database in the cache directory
+    /// shares one cache: a branch finds its parent's chunks there.
+    fn chunk_cache(&self) -> ChunkCache {
+        let dir = self.options.resolved_cache_dir().join("chunks");
+        ChunkCache::new(dir, self.options.chunk_cache_bytes)
     }
 
     /// Puts a checked download (or, with `None`, an empty database) in place

@@ -22,6 +22,7 @@
 //!   [`HINT_EVERY`] versions, so a commit costs no request for it most of the
 //!   time, and a cold open walks at most that many versions forward.
 
+pub mod cache;
 mod chunks;
 pub mod history;
 pub mod manifest;
@@ -52,8 +53,18 @@ const TRANSFERS: usize = 8;
 const LANDED_WINDOW: u64 = 16;
 
 /// See the module docs.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Versioned;
+#[derive(Debug, Default, Clone)]
+pub struct Versioned {
+    /// Where downloaded chunks are kept, if anywhere.
+    cache: Option<cache::ChunkCache>,
+}
+
+impl Versioned {
+    /// The layout, keeping downloaded chunks in `cache`.
+    pub fn with_cache(cache: cache::ChunkCache) -> Self {
+        Self { cache: Some(cache) }
+    }
+}
 
 /// The keys of one database.
 struct Keys {
@@ -339,19 +350,38 @@ impl Layout for Versioned {
             .map(|&i| manifest.range(i).end - manifest.range(i).start)
             .sum();
         let (mut written, mut downloaded) = (0u64, 0u64);
+        // Chunks this machine already has cost nothing.
+        let mut fetch = Vec::new();
+        for index in wanted {
+            let cached = self.cache.as_ref().and_then(|c| c.get(&manifest.chunks[index].hash));
+            let range = manifest.range(index);
+            match cached {
+                Some(bytes) if bytes.len() as u64 == range.end - range.start => {
+                    chunks::write_at(&mut out, range.start, &bytes, dest)?;
+                    written += bytes.len() as u64;
+                }
+                _ => fetch.push(index),
+            }
+        }
         {
             let manifest = &manifest;
-            let fetches = futures::stream::iter(wanted)
+            let fetches = futures::stream::iter(fetch)
                 .map(|index| async move { (index, self.fetch_chunk(remote, manifest, index).await) })
                 .buffer_unordered(TRANSFERS);
             futures::pin_mut!(fetches);
             while let Some((index, fetched)) = fetches.next().await {
                 let (bytes, compressed) = fetched?;
                 chunks::write_at(&mut out, manifest.range(index).start, &bytes, dest)?;
+                if let Some(cache) = &self.cache {
+                    cache.put(&manifest.chunks[index].hash, &bytes);
+                }
                 written += bytes.len() as u64;
                 downloaded += compressed;
                 report(progress, Direction::Download, written, total);
             }
+        }
+        if let Some(cache) = &self.cache {
+            cache.trim();
         }
         out.sync_all().map_err(Error::io("writing", dest))?;
         drop(out);
