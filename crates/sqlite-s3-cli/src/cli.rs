@@ -164,6 +164,19 @@ pub enum Command {
         #[arg(long, value_name = "TIME")]
         at: Option<String>,
     },
+    /// Move a database to the other layout, keeping its data and history; sessions using it follow the move.
+    #[command(after_help = "Examples:\n  \
+        sqlite-s3 convert s3://my-bucket/app.db --to versioned\n  \
+        sqlite-s3 convert s3://my-bucket/app.db --to single\n\n\
+        Safe while others use the database: their next commit in the old layout fails as a conflict and is \
+        re-run in the new one. Moving back and forth keeps the version history.")]
+    Convert {
+        /// The database.
+        url: String,
+        /// The layout to move to.
+        #[arg(long, value_enum)]
+        to: Layout,
+    },
     /// Create a new database that starts as a copy of this one, sharing its chunks: instant at any size.
     #[command(after_help = "Example:\n  sqlite-s3 branch s3://my-bucket/app.db s3://my-bucket/test-42.db --version 7")]
     Branch {

@@ -93,3 +93,69 @@ fn history_of_a_single_object_database_says_what_to_do() {
     assert_ok(&place.run("me", &["exec", &url, "CREATE TABLE kv(v)"]));
     assert_exit(&place.run("me", &["log", &url]), 1, "versioned layout");
 }
+
+fn convert(place: &Place) {
+    let url = place.url("app.db");
+    assert_ok(&place.run("me", &["exec", &url, "CREATE TABLE kv(v); INSERT INTO kv VALUES (1)"]));
+    let file = place.dir.path().join("before.db");
+    assert_ok(&place.run("me", &["pull", &url, file.to_str().unwrap()]));
+    let out = place.run("me", &["convert", &url, "--to", "versioned"]);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("from the single-object layout to the versioned layout (version 1)"),
+        "{}",
+        stderr(&out)
+    );
+    // A file pulled before the move is not pushed over it.
+    assert_exit(&place.run("me", &["push", file.to_str().unwrap(), &url]), 4, "push --force");
+    // A machine that knew it as a single object follows the move.
+    assert_ok(&place.run("me", &["exec", &url, "UPDATE kv SET v = 2"]));
+    let info = place.run("fresh", &["info", &url, "--format", "json"]);
+    let info: serde_json::Value = serde_json::from_str(&stdout(&info)).unwrap();
+    assert_eq!((&info["layout"], &info["version"]), (&"versioned".into(), &2.into()));
+
+    let out = place.run("me", &["convert", &url, "--to", "versioned"]);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("already in the versioned layout"),
+        "{}",
+        stderr(&out)
+    );
+
+    assert_ok(&place.run("other", &["convert", &url, "--to", "single"]));
+    assert_ok(&place.run("me", &["exec", &url, "UPDATE kv SET v = 3"]));
+    assert_eq!(value(place, &url), serde_json::json!([{"v": 3}]));
+    let out = place.run("me", &["log", &url]);
+    assert!(
+        stdout(&out)
+            .lines()
+            .last()
+            .unwrap()
+            .ends_with("(moved to the single-object layout)"),
+        "{}",
+        stdout(&out)
+    );
+    assert_exit(&place.run("me", &["restore", &url, "--version", "1"]), 1, "convert");
+    assert_exit(
+        &place.run("me", &["convert", &place.url("none.db"), "--to", "versioned"]),
+        7,
+        "does not exist",
+    );
+    assert_exit(
+        &place.run("me", &["convert", &url, "--to", "sideways"]),
+        2,
+        "possible values",
+    );
+}
+
+#[test]
+fn convert_on_a_local_directory() {
+    convert(&Place::file());
+}
+
+#[test]
+fn convert_on_s3() {
+    if let Some(place) = Place::s3() {
+        convert(&place);
+    }
+}

@@ -26,9 +26,14 @@ pub async fn log(ctx: &mut Context, url: &str, format: InfoFormat) -> Result<()>
                 "version", "committed", "size", "uploaded"
             )?;
             for v in &versions {
+                let moved = if v.moved_to_single {
+                    "  (moved to the single-object layout)"
+                } else {
+                    ""
+                };
                 writeln!(
                     out,
-                    "{:>7}  {:<24}  {:>12}  {:>12}  {}",
+                    "{:>7}  {:<24}  {:>12}  {:>12}  {}{moved}",
                     v.version, v.committed_at, v.size, v.uploaded_bytes, v.writer
                 )?;
             }

@@ -1,5 +1,6 @@
 //! One module per command.
 
+mod convert;
 mod exec;
 mod history;
 mod info;
@@ -43,6 +44,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Info { url, format } => info::run(&mut ctx, &url, format).await,
         Command::Log { url, format } => history::log(&mut ctx, &url, format).await,
         Command::Restore { url, version, at } => history::restore(&mut ctx, &url, version, at.as_deref()).await,
+        Command::Convert { url, to } => convert::run(&mut ctx, &url, to, quiet).await,
         Command::Branch { url, new_url, version } => history::branch(&mut ctx, &url, &new_url, version).await,
         Command::Gc {
             url,

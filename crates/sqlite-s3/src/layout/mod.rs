@@ -11,6 +11,7 @@
 //! - [`versioned`]: immutable numbered manifests and content-addressed
 //!   chunks; a commit costs what changed.
 
+pub mod convert;
 pub mod single;
 pub mod versioned;
 
@@ -19,7 +20,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::options::WriteMode;
 use crate::progress::ProgressFn;
 use crate::store::Remote;
@@ -96,34 +97,36 @@ pub(crate) async fn pull_detecting(
     dest: &Path,
     progress: Option<&ProgressFn>,
 ) -> Result<(Option<LayoutKind>, Pulled)> {
-    let first = known_kind.unwrap_or_default();
-    let pulled = first
-        .layout_with(cache)
-        .pull(remote, known, base_file, dest, progress)
-        .await?;
-    if !matches!(pulled, Pulled::Absent) {
-        return Ok((Some(first), pulled));
+    let mut kind = known_kind.unwrap_or_default();
+    let (mut known, mut base_file) = (known, base_file);
+    let mut absent_once = false;
+    // Each turn either returns or moves to the other layout; a database
+    // moved back and forth while we look could keep us going, so give up
+    // after a few turns.
+    for _ in 0..4 {
+        match kind
+            .layout_with(cache)
+            .pull(remote, known, base_file, dest, progress)
+            .await?
+        {
+            Pulled::Absent if absent_once => return Ok((None, Pulled::Absent)),
+            Pulled::Absent => absent_once = true,
+            // Finish the move if the process making it stopped halfway.
+            Pulled::Moved => convert::settle(remote).await?,
+            pulled => return Ok((Some(kind), pulled)),
+        }
+        kind = kind.other();
+        (known, base_file) = (None, None);
     }
-    let second = first.other();
-    match second
-        .layout_with(cache)
-        .pull(remote, None, None, dest, progress)
-        .await?
-    {
-        Pulled::Absent => Ok((None, Pulled::Absent)),
-        pulled => Ok((Some(second), pulled)),
-    }
+    Err(Error::InvalidState(format!(
+        "{} is being converted between layouts by another process; try again",
+        remote.url()
+    )))
 }
 
 /// The layout of the database at `remote`, or `None` when there is none.
 pub async fn detect(remote: &Remote) -> Result<Option<LayoutKind>> {
-    if remote.head().await?.is_some() {
-        return Ok(Some(LayoutKind::Single));
-    }
-    if versioned::Versioned::default().exists(remote).await? {
-        return Ok(Some(LayoutKind::Versioned));
-    }
-    Ok(None)
+    convert::detect(remote).await
 }
 
 /// The outcome of a pull.
@@ -133,6 +136,8 @@ pub enum Pulled {
     Unchanged,
     /// There is no database at the key yet.
     Absent,
+    /// The database moved to the other layout (see [`convert`]).
+    Moved,
     /// A version was written into the destination file (not yet checked
     /// as SQLite).
     Downloaded {
@@ -177,9 +182,9 @@ pub trait Layout: Send + Sync + std::fmt::Debug {
     /// `base` (`None`: the database must not exist yet), tagged with `token`.
     ///
     /// # Failure
-    /// [`Error::Conflict`](crate::Error::Conflict) when `base` is no longer
-    /// the newest version; the remote is then untouched. In
-    /// [`WriteMode::LastWriterWins`] there is no condition.
+    /// [`Error::Conflict`] when `base` is no longer the newest version; the
+    /// remote is then untouched. In [`WriteMode::LastWriterWins`] only when
+    /// the database moved to the other layout.
     async fn publish(
         &self,
         remote: &Remote,

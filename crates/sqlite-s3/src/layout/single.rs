@@ -16,6 +16,7 @@ use futures::StreamExt;
 use object_store::{Attribute, Attributes, GetOptions, ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion};
 use tokio::io::AsyncWriteExt;
 
+use super::convert::{MARKER_MAX, Marker};
 use super::{Layout, Published, Pulled, RemoteVersion, extend_lineage};
 use crate::error::{Error, Result};
 use crate::options::WriteMode;
@@ -31,6 +32,25 @@ fn lineage_of(attributes: &Attributes) -> Vec<String> {
         .get(&Attribute::Metadata(LINEAGE_ATTRIBUTE.into()))
         .map(|v| v.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect())
         .unwrap_or_default()
+}
+
+impl SingleObject {
+    /// Whether the object is the marker of a move to the versioned layout.
+    async fn is_marker(&self, remote: &Remote) -> Result<bool> {
+        if remote.head().await?.is_none_or(|meta| meta.size >= MARKER_MAX) {
+            return Ok(false);
+        }
+        let result = match remote.store().get_opts(remote.key(), GetOptions::default()).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(remote.error("checking the current version", e)),
+        };
+        let bytes = result
+            .bytes()
+            .await
+            .map_err(|e| remote.error("checking the current version", e))?;
+        Ok(Marker::decode(&bytes, remote)?.is_some())
+    }
 }
 
 #[async_trait]
@@ -77,7 +97,16 @@ impl Layout for SingleObject {
             .map_err(Error::io("creating", dest))?;
         let mut hasher = blake3::Hasher::new();
         let mut written = 0u64;
-        let mut stream = result.into_stream();
+        let mut stream = if expected < MARKER_MAX {
+            // Small enough to be the marker of a move to the versioned layout.
+            let bytes = result.bytes().await.map_err(|e| remote.error("downloading", e))?;
+            if Marker::decode(&bytes, remote)?.is_some() {
+                return Ok(Pulled::Moved);
+            }
+            futures::stream::once(async move { Ok(bytes) }).boxed()
+        } else {
+            result.into_stream()
+        };
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| remote.error("downloading", e))?;
             hasher.update(&chunk);
@@ -115,24 +144,37 @@ impl Layout for SingleObject {
         let mut attributes = Attributes::new();
         attributes.insert(Attribute::Metadata(LINEAGE_ATTRIBUTE.into()), lineage.join(",").into());
         attributes.insert(Attribute::ContentType, "application/vnd.sqlite3".into());
-        let mode = match (mode, base) {
-            (WriteMode::LastWriterWins, _) => PutMode::Overwrite,
-            (WriteMode::Conditional, None) => PutMode::Create,
-            (WriteMode::Conditional, Some(base)) => PutMode::Update(UpdateVersion {
+        // Last writer wins, too, tries the condition first: it may write over
+        // anything but the marker of a move to the versioned layout.
+        let condition = match base {
+            None => PutMode::Create,
+            Some(base) => PutMode::Update(UpdateVersion {
                 e_tag: Some(base.etag.clone()),
                 version: None,
             }),
         };
-        let options = PutOptions {
-            mode,
-            attributes,
-            ..Default::default()
+        let payload = PutPayload::from(bytes);
+        let put = |mode: PutMode| {
+            let options = PutOptions {
+                mode,
+                attributes: attributes.clone(),
+                ..Default::default()
+            };
+            remote.store().put_opts(remote.key(), payload.clone(), options)
         };
-        match remote
-            .store()
-            .put_opts(remote.key(), PutPayload::from(bytes), options)
-            .await
+        let mut result = put(condition).await;
+        if mode == WriteMode::LastWriterWins
+            && matches!(
+                result,
+                Err(object_store::Error::Precondition { .. }
+                    | object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::NotFound { .. })
+            )
+            && !self.is_marker(remote).await?
         {
+            result = put(PutMode::Overwrite).await;
+        }
+        match result {
             Ok(put) => {
                 let etag = put.e_tag.ok_or_else(|| {
                     Error::InvalidState(format!("the store returned no ETag after publishing {}", remote.url()))

@@ -324,6 +324,13 @@ impl Session {
                 return Err(e);
             }
             Ok(Pulled::Unchanged) => RefreshOutcome::Unchanged,
+            // `pull_detecting` follows moves; this is only for completeness.
+            Ok(Pulled::Moved) => {
+                return Err(Error::InvalidState(format!(
+                    "{} is being converted between layouts; try again",
+                    self.remote.url()
+                )));
+            }
             Ok(Pulled::Absent) => {
                 if !have_copy || self.slot.state.version.is_some() {
                     self.replace_working_copy(None, None)?;

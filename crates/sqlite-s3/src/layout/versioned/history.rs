@@ -56,6 +56,9 @@ pub struct VersionInfo {
     pub writer: String,
     /// The version it was made from.
     pub parent: Option<u64>,
+    /// Whether the database moved to the single-object layout after it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub moved_to_single: bool,
 }
 
 impl From<&Manifest> for VersionInfo {
@@ -67,6 +70,7 @@ impl From<&Manifest> for VersionInfo {
             uploaded_bytes: m.uploaded_bytes,
             writer: m.writer.clone(),
             parent: m.parent,
+            moved_to_single: m.moved_to_single,
         }
     }
 }
@@ -110,6 +114,15 @@ fn not_versioned(remote: &Remote) -> Error {
     ))
 }
 
+fn moved(remote: &Remote, version: u64) -> Error {
+    Error::InvalidState(format!(
+        "{} moved to the single-object layout at version {version}, so it takes no new versions; \
+         move it back first (sqlite-s3 convert {} --to versioned)",
+        remote.url(),
+        remote.url()
+    ))
+}
+
 async fn list(remote: &Remote, prefix: &Key, what: &'static str) -> Result<Vec<object_store::ObjectMeta>> {
     remote
         .store()
@@ -148,6 +161,9 @@ impl Versioned {
         })?;
         for _ in 0..10 {
             let newest = self.latest(remote, &keys).await?.ok_or_else(|| not_versioned(remote))?;
+            if newest.moved_to_single {
+                return Err(moved(remote, newest.version));
+            }
             let number = newest.version + 1;
             let manifest = Manifest {
                 version: number,
@@ -155,6 +171,7 @@ impl Versioned {
                 committed_at: now(),
                 writer: token.to_string(),
                 uploaded_bytes: 0,
+                moved_to_single: false,
                 ..old.clone()
             };
             if self.create_manifest(remote, &keys, &manifest, true).await?
@@ -210,6 +227,7 @@ impl Versioned {
             committed_at: now(),
             writer: token.to_string(),
             uploaded_bytes: 0,
+            moved_to_single: false,
             ..from
         };
         // No hint for the new database: its readers find version 1 with one
@@ -229,6 +247,9 @@ impl Versioned {
     /// chunks of this database's own home that no kept manifest of it or of
     /// a branch references and that are older than `grace`.
     pub async fn gc(&self, remote: &Remote, keep: Keep, grace: Duration) -> Result<GcReport> {
+        // A move between layouts left half done would leave chunks no
+        // version names yet: finish it first.
+        crate::layout::convert::settle(remote).await?;
         let keys = Keys::new(remote);
         let numbers = self.listed(remote, &keys).await?;
         let newest = *numbers.last().ok_or_else(|| not_versioned(remote))?;
@@ -361,7 +382,7 @@ impl Versioned {
 
     /// Whether version `n` is ours: a create whose answer was lost, then
     /// retried, finds its own manifest there.
-    async fn wrote(&self, remote: &Remote, keys: &Keys, n: u64, token: &str) -> Result<bool> {
+    pub(super) async fn wrote(&self, remote: &Remote, keys: &Keys, n: u64, token: &str) -> Result<bool> {
         Ok(self.manifest(remote, keys, n).await?.is_some_and(|m| m.writer == token))
     }
 

@@ -69,6 +69,11 @@ pub struct Manifest {
     pub writer: String,
     /// Chunk bytes uploaded by this commit (compressed).
     pub uploaded_bytes: u64,
+    /// Set on the last version before the database moved to the
+    /// single-object layout (`sqlite-s3 convert --to single`): it holds the
+    /// state the single object starts from, and no version may follow it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub moved_to_single: bool,
 }
 
 /// What a manifest key holds: a version, or the tombstone gc leaves in
@@ -197,6 +202,7 @@ mod tests {
             committed_at: "2026-11-25T10:00:00Z".into(),
             writer: "abc".into(),
             uploaded_bytes: 1000,
+            moved_to_single: false,
         }
     }
 

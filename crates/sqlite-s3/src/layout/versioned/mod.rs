@@ -26,6 +26,7 @@ pub mod cache;
 mod chunks;
 pub mod history;
 pub mod manifest;
+mod moves;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -120,6 +121,201 @@ fn version_number(version: &RemoteVersion) -> Option<u64> {
 }
 
 impl Versioned {
+    /// Writes version `manifest` into `dest`, starting from `base_file` (the
+    /// working copy, holding `known`) when it has the same chunking, and
+    /// taking each missing chunk from the local cache or the store.
+    pub(crate) async fn materialize(
+        &self,
+        remote: &Remote,
+        known: Option<&RemoteVersion>,
+        base_file: Option<&Path>,
+        manifest: &Manifest,
+        dest: &Path,
+        progress: Option<&ProgressFn>,
+    ) -> Result<Pulled> {
+        // Start from the working copy when it holds a known version with the
+        // same chunking; fetch only the chunks whose hash differs.
+        let base = known
+            .and_then(|v| v.manifest.as_deref())
+            .zip(base_file)
+            .filter(|(m, _)| m.chunk_size == manifest.chunk_size);
+        match base {
+            Some((_, file)) => std::fs::copy(file, dest).map(drop),
+            None => std::fs::File::create(dest).map(drop),
+        }
+        .map_err(Error::io("writing", dest))?;
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dest)
+            .map_err(Error::io("writing", dest))?;
+        out.set_len(manifest.size).map_err(Error::io("writing", dest))?;
+        let wanted: Vec<usize> = (0..manifest.chunks.len())
+            .filter(|&i| base.and_then(|(m, _)| m.chunks.get(i)).map(|c| &c.hash) != Some(&manifest.chunks[i].hash))
+            .collect();
+        let total: u64 = wanted
+            .iter()
+            .map(|&i| manifest.range(i).end - manifest.range(i).start)
+            .sum();
+        let (mut written, mut downloaded) = (0u64, 0u64);
+        // Chunks this machine already has cost nothing.
+        let mut fetch = Vec::new();
+        for index in wanted {
+            let cached = self.cache.as_ref().and_then(|c| c.get(&manifest.chunks[index].hash));
+            let range = manifest.range(index);
+            match cached {
+                Some(bytes) if bytes.len() as u64 == range.end - range.start => {
+                    chunks::write_at(&mut out, range.start, &bytes, dest)?;
+                    written += bytes.len() as u64;
+                }
+                _ => fetch.push(index),
+            }
+        }
+        {
+            let manifest = &manifest;
+            let fetches = futures::stream::iter(fetch)
+                .map(|index| async move { (index, self.fetch_chunk(remote, manifest, index).await) })
+                .buffer_unordered(TRANSFERS);
+            futures::pin_mut!(fetches);
+            while let Some((index, fetched)) = fetches.next().await {
+                let (bytes, compressed) = fetched?;
+                chunks::write_at(&mut out, manifest.range(index).start, &bytes, dest)?;
+                if let Some(cache) = &self.cache {
+                    cache.put(&manifest.chunks[index].hash, &bytes);
+                }
+                written += bytes.len() as u64;
+                downloaded += compressed;
+                report(progress, Direction::Download, written, total);
+            }
+        }
+        if let Some(cache) = &self.cache {
+            cache.trim();
+        }
+        out.sync_all().map_err(Error::io("writing", dest))?;
+        drop(out);
+        let (hash, _) = crate::sqlite::hash_file(dest)?;
+        let lineage = vec![manifest.writer.clone()];
+        Ok(Pulled::Downloaded {
+            version: Self::version(manifest.clone(), lineage),
+            hash,
+            bytes: downloaded,
+        })
+    }
+
+    /// Uploads the chunks of `file` that `parent` lacks and returns the
+    /// manifest of the version after `parent` (version 1 without one), not
+    /// yet created.
+    async fn upload_version(
+        &self,
+        remote: &Remote,
+        keys: &Keys,
+        file: &Path,
+        parent: Option<&Manifest>,
+        token: &str,
+        progress: Option<&ProgressFn>,
+    ) -> Result<Manifest> {
+        let started = std::time::Instant::now();
+        let path = file.to_path_buf();
+        let size = std::fs::metadata(file).map_err(Error::io("reading", file))?.len();
+        let head = crate::sqlite::read_head(file, 100)?;
+        let page_size = match head.get(16..18).map(|b| u16::from_be_bytes([b[0], b[1]])) {
+            Some(1) => 65_536,
+            Some(n) if n >= 512 => u32::from(n),
+            _ => 4096,
+        };
+        let hashes = tokio::task::spawn_blocking(move || chunks::hash_chunks(&path, chunks::CHUNK_SIZE))
+            .await
+            .expect("hashing does not panic")?;
+
+        let homes = parent
+            .as_ref()
+            .map_or_else(|| vec![keys.own_home()], |p| p.homes.clone());
+        let existing: HashMap<&str, &ChunkRef> = parent
+            .iter()
+            .flat_map(|p| p.chunks.iter().map(|c| (c.hash.as_str(), c)))
+            .collect();
+        let own = homes.iter().position(|h| *h == keys.own_home()).expect("pushed above");
+        let own = u16::try_from(own).map_err(|_| Error::InvalidState("too many chunk homes".into()))?;
+        let mut refs = Vec::with_capacity(hashes.len());
+        let mut sent: HashMap<String, ()> = HashMap::new();
+        let to_send: u64 = hashes
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| !existing.contains_key(h.as_str()))
+            .map(|(i, _)| {
+                let start = i as u64 * chunks::CHUNK_SIZE;
+                (start + chunks::CHUNK_SIZE).min(size) - start
+            })
+            .sum();
+        report(progress, Direction::Upload, 0, to_send);
+        let mut uploads = Vec::new();
+        for (index, hash) in hashes.iter().enumerate() {
+            if let Some(existing) = existing.get(hash.as_str()) {
+                refs.push((*existing).clone());
+                continue;
+            }
+            refs.push(ChunkRef {
+                hash: hash.clone(),
+                home: own,
+            });
+            if sent.insert(hash.clone(), ()).is_none() {
+                uploads.push((index, chunk_key(&homes[usize::from(own)], hash)));
+            }
+        }
+        let (mut uploaded, mut done) = (0u64, 0u64);
+        let hashes_ref = &hashes;
+        let puts = futures::stream::iter(uploads.into_iter().map(|(index, key)| async move {
+            let bytes = chunks::read_chunk(file, index, chunks::CHUNK_SIZE)?;
+            // The file must not have changed since it was hashed: a chunk is
+            // only ever stored under the hash of its bytes.
+            if blake3::hash(&bytes).to_hex().as_str() != hashes_ref[index] {
+                return Err(Error::InvalidState(format!(
+                    "{} changed while it was being published; publish again",
+                    file.display()
+                )));
+            }
+            let compressed = chunks::compress(&bytes);
+            let sizes = (compressed.len() as u64, bytes.len() as u64);
+            // Overwrite, not create-if-absent: a chunk this commit needs that
+            // already exists becomes young again, so gc's grace period covers
+            // it until the manifest names it (and a damaged copy is repaired).
+            remote
+                .store()
+                .put_opts(&key, PutPayload::from(compressed), PutMode::Overwrite.into())
+                .await
+                .map_err(|e| remote.error("uploading a chunk", e))?;
+            Ok(sizes)
+        }))
+        .buffer_unordered(TRANSFERS);
+        futures::pin_mut!(puts);
+        while let Some(sizes) = puts.next().await {
+            let (compressed, raw) = sizes?;
+            uploaded += compressed;
+            done += raw;
+            report(progress, Direction::Upload, done, to_send);
+        }
+        // A commit this slow may have had its chunks collected by gc (see
+        // history.rs): upload them again before the manifest names them.
+        if started.elapsed() > history::DEFAULT_GRACE / 2 {
+            self.refresh_chunks(remote, file, &hashes, &homes[usize::from(own)], &sent)
+                .await?;
+        }
+        let number = parent.map_or(1, |p| p.version + 1);
+        Ok(Manifest {
+            format: FORMAT,
+            version: number,
+            parent: parent.map(|p| p.version),
+            size,
+            page_size,
+            chunk_size: chunks::CHUNK_SIZE,
+            homes,
+            chunks: refs,
+            committed_at: history::now(),
+            writer: token.to_string(),
+            uploaded_bytes: uploaded,
+            moved_to_single: false,
+        })
+    }
+
     /// What manifest key `n` holds, or `None` when there is nothing.
     async fn entry(&self, remote: &Remote, keys: &Keys, n: u64) -> Result<Option<Entry>> {
         let key = keys.manifest(n);
@@ -228,6 +424,12 @@ impl Versioned {
         Ok(numbers)
     }
 
+    /// The newest entry that holds a version (possibly one marked
+    /// [`Manifest::moved_to_single`]), or `None` when there is none.
+    pub(crate) async fn newest(&self, remote: &Remote) -> Result<Option<Manifest>> {
+        self.latest(remote, &Keys::new(remote)).await
+    }
+
     /// Whether a database in this layout exists at `remote`.
     pub async fn exists(&self, remote: &Remote) -> Result<bool> {
         let keys = Keys::new(remote);
@@ -326,72 +528,11 @@ impl Layout for Versioned {
             remote.check_bucket().await?;
             return Ok(Pulled::Absent);
         };
-        // Start from the working copy when it holds a known version with the
-        // same chunking; fetch only the chunks whose hash differs.
-        let base = known
-            .and_then(|v| v.manifest.as_deref())
-            .zip(base_file)
-            .filter(|(m, _)| m.chunk_size == manifest.chunk_size);
-        match base {
-            Some((_, file)) => std::fs::copy(file, dest).map(drop),
-            None => std::fs::File::create(dest).map(drop),
+        if manifest.moved_to_single {
+            return Ok(Pulled::Moved);
         }
-        .map_err(Error::io("writing", dest))?;
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .open(dest)
-            .map_err(Error::io("writing", dest))?;
-        out.set_len(manifest.size).map_err(Error::io("writing", dest))?;
-        let wanted: Vec<usize> = (0..manifest.chunks.len())
-            .filter(|&i| base.and_then(|(m, _)| m.chunks.get(i)).map(|c| &c.hash) != Some(&manifest.chunks[i].hash))
-            .collect();
-        let total: u64 = wanted
-            .iter()
-            .map(|&i| manifest.range(i).end - manifest.range(i).start)
-            .sum();
-        let (mut written, mut downloaded) = (0u64, 0u64);
-        // Chunks this machine already has cost nothing.
-        let mut fetch = Vec::new();
-        for index in wanted {
-            let cached = self.cache.as_ref().and_then(|c| c.get(&manifest.chunks[index].hash));
-            let range = manifest.range(index);
-            match cached {
-                Some(bytes) if bytes.len() as u64 == range.end - range.start => {
-                    chunks::write_at(&mut out, range.start, &bytes, dest)?;
-                    written += bytes.len() as u64;
-                }
-                _ => fetch.push(index),
-            }
-        }
-        {
-            let manifest = &manifest;
-            let fetches = futures::stream::iter(fetch)
-                .map(|index| async move { (index, self.fetch_chunk(remote, manifest, index).await) })
-                .buffer_unordered(TRANSFERS);
-            futures::pin_mut!(fetches);
-            while let Some((index, fetched)) = fetches.next().await {
-                let (bytes, compressed) = fetched?;
-                chunks::write_at(&mut out, manifest.range(index).start, &bytes, dest)?;
-                if let Some(cache) = &self.cache {
-                    cache.put(&manifest.chunks[index].hash, &bytes);
-                }
-                written += bytes.len() as u64;
-                downloaded += compressed;
-                report(progress, Direction::Download, written, total);
-            }
-        }
-        if let Some(cache) = &self.cache {
-            cache.trim();
-        }
-        out.sync_all().map_err(Error::io("writing", dest))?;
-        drop(out);
-        let (hash, _) = crate::sqlite::hash_file(dest)?;
-        let lineage = vec![manifest.writer.clone()];
-        Ok(Pulled::Downloaded {
-            version: Self::version(manifest, lineage),
-            hash,
-            bytes: downloaded,
-        })
+        self.materialize(remote, known, base_file, &manifest, dest, progress)
+            .await
     }
 
     async fn publish(
@@ -403,7 +544,6 @@ impl Layout for Versioned {
         token: &str,
         progress: Option<&ProgressFn>,
     ) -> Result<Published> {
-        let started = std::time::Instant::now();
         let keys = Keys::new(remote);
         let parent: Option<Manifest> = match (mode, base) {
             (WriteMode::LastWriterWins, _) => self.latest(remote, &keys).await?,
@@ -411,8 +551,11 @@ impl Layout for Versioned {
             (WriteMode::Conditional, Some(base)) => match &base.manifest {
                 Some(m) => Some((**m).clone()),
                 None => {
-                    let n = version_number(base).ok_or_else(|| {
-                        Error::InvalidState(format!("{} is not a version of the versioned layout", base.etag))
+                    // A version of the single-object layout (a file pulled
+                    // before the database moved) is not the newest either.
+                    let n = version_number(base).ok_or_else(|| Error::Conflict {
+                        url: remote.url().to_string(),
+                        attempts: 1,
                     })?;
                     Some(self.manifest(remote, &keys, n).await?.ok_or_else(|| Error::Conflict {
                         url: remote.url().to_string(),
@@ -421,105 +564,18 @@ impl Layout for Versioned {
                 }
             },
         };
-        let path = file.to_path_buf();
-        let size = std::fs::metadata(file).map_err(Error::io("reading", file))?.len();
-        let head = crate::sqlite::read_head(file, 100)?;
-        let page_size = match head.get(16..18).map(|b| u16::from_be_bytes([b[0], b[1]])) {
-            Some(1) => 65_536,
-            Some(n) if n >= 512 => u32::from(n),
-            _ => 4096,
-        };
-        let hashes = tokio::task::spawn_blocking(move || chunks::hash_chunks(&path, chunks::CHUNK_SIZE))
-            .await
-            .expect("hashing does not panic")?;
-
-        let homes = parent
-            .as_ref()
-            .map_or_else(|| vec![keys.own_home()], |p| p.homes.clone());
-        let existing: HashMap<&str, &ChunkRef> = parent
-            .iter()
-            .flat_map(|p| p.chunks.iter().map(|c| (c.hash.as_str(), c)))
-            .collect();
-        let own = homes.iter().position(|h| *h == keys.own_home()).expect("pushed above");
-        let own = u16::try_from(own).map_err(|_| Error::InvalidState("too many chunk homes".into()))?;
-        let mut refs = Vec::with_capacity(hashes.len());
-        let mut sent: HashMap<String, ()> = HashMap::new();
-        let to_send: u64 = hashes
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| !existing.contains_key(h.as_str()))
-            .map(|(i, _)| {
-                let start = i as u64 * chunks::CHUNK_SIZE;
-                (start + chunks::CHUNK_SIZE).min(size) - start
-            })
-            .sum();
-        report(progress, Direction::Upload, 0, to_send);
-        let mut uploads = Vec::new();
-        for (index, hash) in hashes.iter().enumerate() {
-            if let Some(existing) = existing.get(hash.as_str()) {
-                refs.push((*existing).clone());
-                continue;
-            }
-            refs.push(ChunkRef {
-                hash: hash.clone(),
-                home: own,
+        if parent.as_ref().is_some_and(|p| p.moved_to_single) {
+            // The database moved to the single-object layout: the retried
+            // transaction pulls again and follows it.
+            return Err(Error::Conflict {
+                url: remote.url().to_string(),
+                attempts: 1,
             });
-            if sent.insert(hash.clone(), ()).is_none() {
-                uploads.push((index, chunk_key(&homes[usize::from(own)], hash)));
-            }
         }
-        let (mut uploaded, mut done) = (0u64, 0u64);
-        let hashes_ref = &hashes;
-        let puts = futures::stream::iter(uploads.into_iter().map(|(index, key)| async move {
-            let bytes = chunks::read_chunk(file, index, chunks::CHUNK_SIZE)?;
-            // The file must not have changed since it was hashed: a chunk is
-            // only ever stored under the hash of its bytes.
-            if blake3::hash(&bytes).to_hex().as_str() != hashes_ref[index] {
-                return Err(Error::InvalidState(format!(
-                    "{} changed while it was being published; publish again",
-                    file.display()
-                )));
-            }
-            let compressed = chunks::compress(&bytes);
-            let sizes = (compressed.len() as u64, bytes.len() as u64);
-            // Overwrite, not create-if-absent: a chunk this commit needs that
-            // already exists becomes young again, so gc's grace period covers
-            // it until the manifest names it (and a damaged copy is repaired).
-            remote
-                .store()
-                .put_opts(&key, PutPayload::from(compressed), PutMode::Overwrite.into())
-                .await
-                .map_err(|e| remote.error("uploading a chunk", e))?;
-            Ok(sizes)
-        }))
-        .buffer_unordered(TRANSFERS);
-        futures::pin_mut!(puts);
-        while let Some(sizes) = puts.next().await {
-            let (compressed, raw) = sizes?;
-            uploaded += compressed;
-            done += raw;
-            report(progress, Direction::Upload, done, to_send);
-        }
-        // A commit this slow may have had its chunks collected by gc (see
-        // history.rs): upload them again before the manifest names them.
-        if started.elapsed() > history::DEFAULT_GRACE / 2 {
-            self.refresh_chunks(remote, file, &hashes, &homes[usize::from(own)], &sent)
-                .await?;
-        }
-        let number = parent.as_ref().map_or(1, |p| p.version + 1);
-        let manifest = Manifest {
-            format: FORMAT,
-            version: number,
-            parent: parent.as_ref().map(|p| p.version),
-            size,
-            page_size,
-            chunk_size: chunks::CHUNK_SIZE,
-            homes,
-            chunks: refs,
-            committed_at: history::now(),
-            writer: token.to_string(),
-            uploaded_bytes: uploaded,
-        };
+        let manifest = self
+            .upload_version(remote, &keys, file, parent.as_ref(), token, progress)
+            .await?;
+        let number = manifest.version;
         let created = remote
             .store()
             .put_opts(

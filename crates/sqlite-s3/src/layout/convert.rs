@@ -1,0 +1,359 @@
+//! Moving a database between the single-object and the versioned layout,
+//! safely while other processes use it.
+//!
+//! Each direction has one commit point, a conditional write that makes the
+//! old layout refuse every later commit; what follows it only copies data
+//! that is already safe, and any process that finds it undone finishes it
+//! (`settle`), so a crash between the two steps loses nothing.
+//!
+//! - **single → versioned**: upload the file's chunks and *stage* the next
+//!   manifest (not yet a version); then replace the single object with a
+//!   small marker naming it, `If-Match` the ETag that was read (the
+//!   commit point: a single-object writer's next `If-Match` fails); then
+//!   create the staged manifest. Until that last step no versioned reader or
+//!   writer can see the new version, so the two layouts are never live at
+//!   once.
+//! - **versioned → single**: create the next version as a copy of the
+//!   newest marked "moved to single" (the commit point: a versioned writer's
+//!   create of that number fails, and no version may follow it); then write
+//!   the single object from it, created if absent or `If-Match` over an old
+//!   marker.
+//!
+//! Which step is undone is read from both sides: a marker newer than the
+//! newest version means the versioned side is to be finished; a moved
+//! version newer than the marker (or with no single object) means the
+//! single object is to be written.
+
+use std::path::Path;
+
+use object_store::{GetOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use super::single::SingleObject;
+use super::versioned::Versioned;
+use super::versioned::manifest::Manifest;
+use super::{Layout, LayoutKind, Pulled, RemoteVersion};
+use crate::error::{Error, Result};
+use crate::options::WriteMode;
+use crate::progress::ProgressFn;
+use crate::store::Remote;
+
+/// How a marker's body begins; readable by anyone who downloads it.
+const MAGIC: &[u8] = b"sqlite-s3: this database moved to the versioned layout (KEY.sqlite-s3/)\n";
+
+/// Objects smaller than this may be markers; every SQLite file but the
+/// empty one is at least one 512-byte page.
+pub(crate) const MARKER_MAX: u64 = 512;
+
+/// What replaces the single object when the database moves to the
+/// versioned layout: the version the move creates, and who staged it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Marker {
+    /// The version the staged manifest becomes.
+    pub version: u64,
+    /// The writer token of the conversion (names the staged manifest).
+    pub writer: String,
+}
+
+impl Marker {
+    fn encode(&self) -> Vec<u8> {
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend(serde_json::to_vec(self).expect("a marker serializes"));
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// The marker in `bytes`, `None` when they are not one.
+    pub(crate) fn decode(bytes: &[u8], remote: &Remote) -> Result<Option<Self>> {
+        let Some(json) = bytes.strip_prefix(MAGIC) else {
+            return Ok(None);
+        };
+        serde_json::from_slice(json).map(Some).map_err(|e| Error::Corrupt {
+            url: remote.url().to_string(),
+            reason: format!("the marker of a move to the versioned layout does not parse: {e}"),
+        })
+    }
+
+    fn staged(&self, remote: &Remote) -> String {
+        format!("{}.sqlite-s3/staged/{}", remote.key(), self.writer)
+    }
+}
+
+/// What the single object's key holds.
+#[derive(Debug)]
+enum SingleState {
+    Absent,
+    Database,
+    Moved { marker: Marker, etag: String },
+}
+
+async fn single_state(remote: &Remote) -> Result<SingleState> {
+    let Some(meta) = remote.head().await? else {
+        return Ok(SingleState::Absent);
+    };
+    if meta.size >= MARKER_MAX {
+        return Ok(SingleState::Database);
+    }
+    let result = match remote.store().get_opts(remote.key(), GetOptions::default()).await {
+        Ok(result) => result,
+        Err(object_store::Error::NotFound { .. }) => return Ok(SingleState::Absent),
+        Err(e) => return Err(remote.error("downloading", e)),
+    };
+    let etag = result.meta.e_tag.clone().unwrap_or_default();
+    let bytes = result.bytes().await.map_err(|e| remote.error("downloading", e))?;
+    Ok(match Marker::decode(&bytes, remote)? {
+        Some(marker) => SingleState::Moved { marker, etag },
+        None => SingleState::Database,
+    })
+}
+
+/// Where a database stands, read from both layouts.
+#[derive(Debug)]
+enum State {
+    /// Nothing in either layout.
+    Empty,
+    /// Live in one layout.
+    Live(LayoutKind),
+    /// Moving to the versioned layout; the marker is written, the version
+    /// not yet created.
+    ToVersioned(Marker),
+    /// Moving to the single-object layout; the moved version exists, the
+    /// single object is absent or an older marker (with this ETag).
+    ToSingle(Manifest, Option<String>),
+    /// A database object and versions after it, which no conversion makes.
+    Both { newest: Manifest },
+}
+
+async fn state(remote: &Remote) -> Result<State> {
+    let single = single_state(remote).await?;
+    let newest = Versioned::default().newest(remote).await?;
+    Ok(match (single, newest) {
+        (SingleState::Absent, None) => State::Empty,
+        (SingleState::Database, None) => State::Live(LayoutKind::Single),
+        (SingleState::Database, Some(m)) if m.moved_to_single => State::Live(LayoutKind::Single),
+        (SingleState::Database, Some(newest)) => State::Both { newest },
+        (SingleState::Moved { marker, .. }, None) => State::ToVersioned(marker),
+        (SingleState::Moved { marker, .. }, Some(m)) if m.version < marker.version => State::ToVersioned(marker),
+        (SingleState::Moved { etag, .. }, Some(m)) if m.moved_to_single => State::ToSingle(m, Some(etag)),
+        (SingleState::Absent, Some(m)) if m.moved_to_single => State::ToSingle(m, None),
+        (SingleState::Moved { .. } | SingleState::Absent, Some(_)) => State::Live(LayoutKind::Versioned),
+    })
+}
+
+/// The layout the database at `remote` lives in (`None`: there is none),
+/// after finishing a conversion a crashed process left half done.
+pub async fn detect(remote: &Remote) -> Result<Option<LayoutKind>> {
+    loop {
+        match state(remote).await? {
+            State::Empty => return Ok(None),
+            State::Live(kind) => return Ok(Some(kind)),
+            State::Both { .. } => return Ok(Some(LayoutKind::Single)),
+            pending => finish(remote, pending, None).await?,
+        }
+    }
+}
+
+/// Finishes a conversion another process left half done, if there is one.
+pub(crate) async fn settle(remote: &Remote) -> Result<()> {
+    match state(remote).await? {
+        pending @ (State::ToVersioned(_) | State::ToSingle(..)) => finish(remote, pending, None).await,
+        _ => Ok(()),
+    }
+}
+
+/// Does the step after a commit point. `file`, when given, holds the moved
+/// version (a conversion that just froze the versioned side has it).
+async fn finish(remote: &Remote, state: State, file: Option<&Path>) -> Result<()> {
+    match state {
+        State::ToVersioned(marker) => {
+            Versioned::default()
+                .finish_staged(remote, marker.version, &marker.staged(remote), &marker.writer)
+                .await
+        }
+        State::ToSingle(moved, marker_etag) => {
+            let scratch;
+            let file = match file {
+                Some(file) => file,
+                None => {
+                    scratch =
+                        tempfile::NamedTempFile::new().map_err(Error::io("creating", Path::new("a temporary file")))?;
+                    let pulled = Versioned::default()
+                        .materialize(remote, None, None, &moved, scratch.path(), None)
+                        .await?;
+                    debug_assert!(matches!(pulled, Pulled::Downloaded { .. }));
+                    scratch.path()
+                }
+            };
+            let base = marker_etag.map(|etag| RemoteVersion {
+                etag,
+                lineage: Vec::new(),
+                manifest: None,
+            });
+            let published = SingleObject
+                .publish(remote, file, base.as_ref(), WriteMode::Conditional, &moved.writer, None)
+                .await;
+            match published {
+                Ok(_) => Ok(()),
+                // Another process wrote it first; `state` tells whether that is so.
+                Err(Error::Conflict { .. }) => match state_of(remote).await? {
+                    State::Live(LayoutKind::Single) => Ok(()),
+                    other => Err(Error::InvalidState(format!(
+                        "{} is moving to the single-object layout, but its object changed to something else \
+                         ({other:?}); run sqlite-s3 info on it",
+                        remote.url()
+                    ))),
+                },
+                Err(e) => Err(e),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// [`state`] again, boxed so that [`finish`] may call it.
+fn state_of(remote: &Remote) -> futures::future::BoxFuture<'_, Result<State>> {
+    Box::pin(state(remote))
+}
+
+/// What [`convert`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConvertReport {
+    /// The layout the database was in.
+    pub from: LayoutKind,
+    /// The layout it is in now.
+    pub to: LayoutKind,
+    /// The version of the versioned layout the move created or ended.
+    pub version: Option<u64>,
+}
+
+/// How many times [`convert`] starts again when writers keep committing.
+const ATTEMPTS: usize = 5;
+
+/// Moves the database at `remote` into layout `to`, keeping everything it
+/// holds, while other processes may be using it: their next commit in the
+/// old layout fails as a conflict, and the retrying transaction re-runs it
+/// in the new one. A database already in `to` is left as it is. History
+/// is kept: moving to single and back continues the version numbers.
+///
+/// # Failure
+/// [`Error::DatabaseNotFound`] when there is no database; [`Error::Conflict`]
+/// when writers kept committing through every attempt; [`Error::NotADatabase`]
+/// when the single object is not a SQLite file; [`Error::InvalidState`] when
+/// both layouts hold a database.
+pub async fn convert(remote: &Remote, to: LayoutKind, progress: Option<&ProgressFn>) -> Result<ConvertReport> {
+    let writer = format!("{:016x}", fastrand::u64(..));
+    for _ in 0..ATTEMPTS {
+        let state = state(remote).await?;
+        match state {
+            State::Empty => {
+                return Err(Error::DatabaseNotFound {
+                    url: remote.url().to_string(),
+                });
+            }
+            State::Both { newest, .. } => {
+                return Err(Error::InvalidState(format!(
+                    "{} holds a database object and also versions up to {} under {}.sqlite-s3/, which no \
+                     conversion leaves behind; sessions use the object. Delete the one you do not want",
+                    remote.url(),
+                    newest.version,
+                    remote.key()
+                )));
+            }
+            State::Live(kind) if kind == to => {
+                return Ok(ConvertReport {
+                    from: kind,
+                    to,
+                    version: None,
+                });
+            }
+            State::Live(LayoutKind::Single) => {
+                if let Some(version) = to_versioned(remote, &writer, progress).await? {
+                    return Ok(ConvertReport {
+                        from: LayoutKind::Single,
+                        to,
+                        version: Some(version),
+                    });
+                }
+            }
+            State::Live(LayoutKind::Versioned) => {
+                if let Some(version) = to_single(remote, &writer, progress).await? {
+                    return Ok(ConvertReport {
+                        from: LayoutKind::Versioned,
+                        to,
+                        version: Some(version),
+                    });
+                }
+            }
+            pending => finish(remote, pending, None).await?,
+        }
+    }
+    Err(Error::Conflict {
+        url: remote.url().to_string(),
+        attempts: ATTEMPTS as u32,
+    })
+}
+
+/// Moves a live single-object database; `None` when a writer changed it
+/// meanwhile.
+async fn to_versioned(remote: &Remote, writer: &str, progress: Option<&ProgressFn>) -> Result<Option<u64>> {
+    let scratch = tempfile::NamedTempFile::new().map_err(Error::io("creating", Path::new("a temporary file")))?;
+    let version = match SingleObject.pull(remote, None, None, scratch.path(), progress).await? {
+        Pulled::Downloaded { version, .. } => version,
+        _ => return Ok(None),
+    };
+    crate::sqlite::quick_check(scratch.path()).map_err(|reason| Error::NotADatabase {
+        url: remote.url().to_string(),
+        reason,
+    })?;
+    let versioned = Versioned::default();
+    // Continue the history of an earlier move out of this layout, if any.
+    let parent = versioned.newest(remote).await?;
+    let (number, staged) = versioned
+        .stage(remote, scratch.path(), parent.as_ref(), writer, progress)
+        .await?;
+    let marker = Marker {
+        version: number,
+        writer: writer.to_string(),
+    };
+    let options = object_store::PutOptions::from(object_store::PutMode::Update(object_store::UpdateVersion {
+        e_tag: Some(version.etag),
+        version: None,
+    }));
+    match remote
+        .store()
+        .put_opts(remote.key(), PutPayload::from(marker.encode()), options)
+        .await
+    {
+        Ok(_) => {}
+        Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
+            versioned.discard_staged(remote, &staged).await;
+            return Ok(None);
+        }
+        Err(e) => return Err(remote.error("replacing the object with a marker", e)),
+    }
+    finish(remote, State::ToVersioned(marker), None).await?;
+    Ok(Some(number))
+}
+
+/// Moves a live versioned database; `None` when a writer committed
+/// meanwhile.
+async fn to_single(remote: &Remote, writer: &str, progress: Option<&ProgressFn>) -> Result<Option<u64>> {
+    let versioned = Versioned::default();
+    let Some(newest) = versioned.newest(remote).await? else {
+        return Ok(None);
+    };
+    let scratch = tempfile::NamedTempFile::new().map_err(Error::io("creating", Path::new("a temporary file")))?;
+    versioned
+        .materialize(remote, None, None, &newest, scratch.path(), progress)
+        .await?;
+    let Some(moved) = versioned.freeze(remote, &newest, writer).await? else {
+        return Ok(None);
+    };
+    let marker_etag = match single_state(remote).await? {
+        SingleState::Moved { etag, .. } => Some(etag),
+        _ => None,
+    };
+    let number = moved.version;
+    finish(remote, State::ToSingle(moved, marker_etag), Some(scratch.path())).await?;
+    Ok(Some(number))
+}

@@ -1,0 +1,213 @@
+//! Moving a database between layouts: data and history kept, sessions
+//! that opened it before the move follow it without losing a commit, and a
+//! move cut short is finished by whoever comes next.
+
+mod support;
+
+use sqlite_s3::layout::convert::{ConvertReport, convert};
+use sqlite_s3::layout::{self, LayoutKind};
+use sqlite_s3::{Error, Remote, Session, WriteMode, history};
+use support::fail_puts::FailPuts;
+use support::{Backend, Kind};
+
+async fn insert(session: &mut Session, value: &str) {
+    let value = value.to_string();
+    session
+        .transaction(move |tx| {
+            tx.execute_batch("CREATE TABLE IF NOT EXISTS notes(v TEXT)")?;
+            tx.execute("INSERT INTO notes VALUES (?1)", [&value])?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+/// The notes, as a session on a fresh machine reads them.
+async fn notes_of(backend: &Backend, remote: &Remote) -> Vec<String> {
+    let session = Session::open_remote(remote.clone(), &backend.options()).await.unwrap();
+    let notes = {
+        let mut stmt = session
+            .connection()
+            .prepare("SELECT v FROM notes ORDER BY rowid")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    session.close().await.unwrap();
+    notes
+}
+
+async fn write(backend: &Backend, remote: &Remote, values: &[&str]) {
+    let mut session = Session::open_remote(remote.clone(), &backend.options()).await.unwrap();
+    for v in values {
+        insert(&mut session, v).await;
+    }
+    session.close().await.unwrap();
+}
+
+fn remote(backend: &Backend) -> Remote {
+    Remote::connect(&backend.url("app.db"), &backend.store_options()).unwrap()
+}
+
+fn strings(values: &[&str]) -> Vec<String> {
+    values.iter().map(|s| s.to_string()).collect()
+}
+
+on_every_store!(
+    moving_back_and_forth_keeps_the_data_and_the_history,
+    sessions_opened_before_a_move_follow_it,
+    a_move_to_versioned_cut_short_is_finished_by_the_next_reader,
+    a_move_to_single_cut_short_is_finished_by_the_next_reader,
+);
+
+async fn moving_back_and_forth_keeps_the_data_and_the_history(backend: Backend) {
+    let remote = remote(&backend);
+    write(&backend, &remote, &["a", "b"]).await;
+
+    let report = convert(&remote, LayoutKind::Versioned, None).await.unwrap();
+    assert_eq!(
+        report,
+        ConvertReport {
+            from: LayoutKind::Single,
+            to: LayoutKind::Versioned,
+            version: Some(1)
+        }
+    );
+    let marker = backend.raw_get("app.db").await.unwrap();
+    assert!(marker.starts_with(b"sqlite-s3: this database moved"), "{marker:?}");
+    assert_eq!(layout::detect(&remote).await.unwrap(), Some(LayoutKind::Versioned));
+    assert_eq!(notes_of(&backend, &remote).await, strings(&["a", "b"]));
+    write(&backend, &remote, &["c"]).await;
+
+    let report = convert(&remote, LayoutKind::Single, None).await.unwrap();
+    assert_eq!((report.from, report.version), (LayoutKind::Versioned, Some(3)));
+    let object = backend.raw_get("app.db").await.unwrap();
+    assert_eq!(support::count_rows(&object, "notes"), 3, "a plain SQLite file again");
+    assert_eq!(layout::detect(&remote).await.unwrap(), Some(LayoutKind::Single));
+    let log = history::log(&remote).await.unwrap();
+    assert_eq!(log.len(), 3);
+    assert!(log[2].moved_to_single && !log[1].moved_to_single);
+    let refused = history::restore(&remote, history::Target::Version(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, Error::InvalidState(m) if m.contains("moved to the single-object layout")),
+        "{refused}"
+    );
+    write(&backend, &remote, &["d"]).await;
+
+    // Back again: the history goes on from where it stopped.
+    let report = convert(&remote, LayoutKind::Versioned, None).await.unwrap();
+    assert_eq!(report.version, Some(4));
+    assert_eq!(notes_of(&backend, &remote).await, strings(&["a", "b", "c", "d"]));
+    let log = history::log(&remote).await.unwrap();
+    assert_eq!(log.last().unwrap().parent, Some(3));
+
+    let again = convert(&remote, LayoutKind::Versioned, None).await.unwrap();
+    assert_eq!(again.version, None, "already there: nothing to do");
+    history::restore(&remote, history::Target::Version(2)).await.unwrap();
+    assert_eq!(notes_of(&backend, &remote).await, strings(&["a", "b", "c"]));
+
+    let absent = Remote::connect(&backend.url("none.db"), &backend.store_options()).unwrap();
+    let missing = convert(&absent, LayoutKind::Versioned, None).await.unwrap_err();
+    assert!(matches!(missing, Error::DatabaseNotFound { .. }), "{missing}");
+}
+
+async fn sessions_opened_before_a_move_follow_it(backend: Backend) {
+    let remote = remote(&backend);
+    write(&backend, &remote, &["a"]).await;
+
+    // Opened on the single object, committing after it moved.
+    let mut stale = Session::open_remote(remote.clone(), &backend.options()).await.unwrap();
+    let lww = backend.options().write_mode(WriteMode::LastWriterWins);
+    let mut stale_lww = Session::open_remote(remote.clone(), &lww).await.unwrap();
+    convert(&remote, LayoutKind::Versioned, None).await.unwrap();
+    insert(&mut stale, "b").await;
+    insert(&mut stale_lww, "c").await;
+    assert_eq!(layout::detect(&remote).await.unwrap(), Some(LayoutKind::Versioned));
+    assert_eq!(notes_of(&backend, &remote).await, strings(&["a", "b", "c"]));
+
+    // And the other way.
+    convert(&remote, LayoutKind::Single, None).await.unwrap();
+    insert(&mut stale, "d").await;
+    insert(&mut stale_lww, "e").await;
+    stale.close().await.unwrap();
+    stale_lww.close().await.unwrap();
+    assert_eq!(layout::detect(&remote).await.unwrap(), Some(LayoutKind::Single));
+    assert_eq!(notes_of(&backend, &remote).await, strings(&["a", "b", "c", "d", "e"]));
+    let log = history::log(&remote).await.unwrap();
+    assert!(log.last().unwrap().moved_to_single, "no version after the move");
+}
+
+async fn a_move_to_versioned_cut_short_is_finished_by_the_next_reader(backend: Backend) {
+    let remote = remote(&backend);
+    write(&backend, &remote, &["a", "b"]).await;
+    let (faulty, fail) = FailPuts::wrap(&remote);
+    // Stop after the marker is written, before the version is created.
+    fail.arm(|key| key.contains("/manifests/"));
+    convert(&faulty, LayoutKind::Versioned, None).await.unwrap_err();
+    let marker = backend.raw_get("app.db").await.unwrap();
+    assert!(marker.starts_with(b"sqlite-s3: this database moved"));
+    assert!(history::log(&remote).await.is_err(), "no version yet");
+
+    assert_eq!(notes_of(&backend, &remote).await, strings(&["a", "b"]));
+    assert_eq!(history::log(&remote).await.unwrap().len(), 1);
+    write(&backend, &remote, &["c"]).await;
+    assert_eq!(history::log(&remote).await.unwrap().len(), 2);
+}
+
+async fn a_move_to_single_cut_short_is_finished_by_the_next_reader(backend: Backend) {
+    let remote = remote(&backend);
+    write(&backend, &remote, &["a"]).await;
+    convert(&remote, LayoutKind::Versioned, None).await.unwrap();
+    write(&backend, &remote, &["b"]).await;
+    let (faulty, fail) = FailPuts::wrap(&remote);
+    // Stop after the moved version is created, before the object is written
+    // over the marker of the first move.
+    fail.arm(|key| key == "app.db");
+    convert(&faulty, LayoutKind::Single, None).await.unwrap_err();
+    assert!(
+        backend
+            .raw_get("app.db")
+            .await
+            .unwrap()
+            .starts_with(b"sqlite-s3: this database moved")
+    );
+    assert!(history::log(&remote).await.unwrap().last().unwrap().moved_to_single);
+
+    // A writer that still thinks it is versioned, and a fresh reader.
+    assert_eq!(notes_of(&backend, &remote).await, strings(&["a", "b"]));
+    assert_eq!(layout::detect(&remote).await.unwrap(), Some(LayoutKind::Single));
+    write(&backend, &remote, &["c"]).await;
+    let object = backend.raw_get("app.db").await.unwrap();
+    assert_eq!(support::count_rows(&object, "notes"), 3);
+}
+
+#[tokio::test]
+async fn a_move_to_versioned_does_not_replace_a_newer_single_object() {
+    let backend = Backend::new(Kind::Memory).unwrap();
+    let remote = remote(&backend);
+    write(&backend, &remote, &["a"]).await;
+    // Another writer commits after the conversion read the object, before it
+    // writes the marker: the chunk uploads are where that can happen.
+    let (faulty, fail) = FailPuts::wrap(&remote);
+    let (b, r) = (backend.options(), remote.clone());
+    let once = std::sync::atomic::AtomicBool::new(false);
+    fail.arm(move |key| {
+        if key.contains("/chunks/") && !once.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let (b, r) = (b.clone(), r.clone());
+            std::thread::spawn(move || {
+                tokio::runtime::Runtime::new().unwrap().block_on(async {
+                    let mut s = Session::open_remote(r, &b).await.unwrap();
+                    insert(&mut s, "late").await;
+                    s.close().await.unwrap();
+                })
+            })
+            .join()
+            .unwrap();
+        }
+        false
+    });
+    let report = convert(&faulty, LayoutKind::Versioned, None).await.unwrap();
+    assert_eq!(report.version, Some(1), "the retry staged version 1 again");
+    assert_eq!(notes_of(&backend, &remote).await, strings(&["a", "late"]));
+}
