@@ -27,6 +27,11 @@ pub struct Global {
     /// Region (default: AWS_REGION, then us-east-1).
     #[arg(long, global = true)]
     pub region: Option<String>,
+    /// AWS profile from ~/.aws/config: its credentials (keys, SSO, assumed role, credential process), and its
+    /// region and endpoint_url unless given (default: AWS_PROFILE, unless AWS_ACCESS_KEY_ID is set).
+    #[cfg(feature = "aws-config")]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
     /// Where working copies are kept (default: SQLITE_S3_CACHE_DIR, then the platform cache directory).
     #[arg(long, global = true, value_name = "DIR", conflicts_with = "no_cache")]
     pub cache_dir: Option<PathBuf>,

@@ -31,6 +31,10 @@ impl Context {
         if let Some(region) = &global.region {
             store = store.region(region);
         }
+        #[cfg(feature = "aws-config")]
+        if let Some(profile) = &global.profile {
+            store = store.profile(profile);
+        }
         let layout = match global.layout {
             Layout::Single => LayoutKind::Single,
             Layout::Versioned => LayoutKind::Versioned,

@@ -12,7 +12,7 @@ pub const SQL: u8 = 3;
 pub const CONFLICT: u8 = 4;
 /// The store could not be reached.
 pub const UNAVAILABLE: u8 = 5;
-/// The credentials were refused or lack a permission.
+/// The credentials were refused, are missing, or lack a permission.
 pub const ACCESS_DENIED: u8 = 6;
 /// The bucket, or the database, does not exist.
 pub const NOT_FOUND: u8 = 7;
@@ -31,7 +31,7 @@ pub fn code(error: &Error) -> u8 {
         Error::Sql(_) => SQL,
         Error::Conflict { .. } => CONFLICT,
         Error::Unavailable { .. } => UNAVAILABLE,
-        Error::AccessDenied { .. } => ACCESS_DENIED,
+        Error::AccessDenied { .. } | Error::Credentials { .. } => ACCESS_DENIED,
         Error::BucketNotFound { .. } | Error::DatabaseNotFound { .. } => NOT_FOUND,
         Error::NotADatabase { .. } | Error::Corrupt { .. } | Error::InvalidFile { .. } => NOT_A_DATABASE,
         Error::UnpublishedChanges { .. } | Error::Busy { .. } => LOCAL_STATE,
@@ -48,7 +48,7 @@ Exit codes:
   3  SQL error
   4  conflict: another writer kept winning after every retry
   5  the store could not be reached
-  6  access denied (credentials refused or lacking a permission)
+  6  access denied (credentials refused, missing or lacking a permission)
   7  the bucket, or the database, does not exist
   8  not a sound SQLite database (the object, or the file given to push)
   9  unpublished changes from an earlier session, or every working copy busy

@@ -107,7 +107,11 @@ fn convert(place: &Place) {
         stderr(&out)
     );
     // A file pulled before the move is not pushed over it.
-    assert_exit(&place.run("me", &["push", file.to_str().unwrap(), &url]), 4, "push --force");
+    assert_exit(
+        &place.run("me", &["push", file.to_str().unwrap(), &url]),
+        4,
+        "push --force",
+    );
     // A machine that knew it as a single object follows the move.
     assert_ok(&place.run("me", &["exec", &url, "UPDATE kv SET v = 2"]));
     let info = place.run("fresh", &["info", &url, "--format", "json"]);

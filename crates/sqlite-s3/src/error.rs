@@ -60,6 +60,20 @@ pub enum Error {
         source: Box<object_store::Error>,
     },
 
+    /// A named AWS profile (feature `aws-config`) is missing, or gives no
+    /// credentials (an expired SSO login, a failing credential process).
+    #[error(
+        "AWS profile {profile} gives no credentials: {reason}. Check ~/.aws/config and \
+         ~/.aws/credentials (or AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE); for SSO, \
+         run aws sso login --profile {profile}"
+    )]
+    Credentials {
+        /// The profile's name.
+        profile: String,
+        /// What the AWS SDK said, with its causes; never a secret.
+        reason: String,
+    },
+
     /// The store could not be reached, or failed in a way that may pass.
     #[error(
         "could not reach the store for {url} ({operation}): {detail}. Check the \

@@ -22,6 +22,8 @@ pub struct StoreOptions {
     pub(crate) secret_access_key: Option<String>,
     pub(crate) session_token: Option<String>,
     pub(crate) allow_http: Option<bool>,
+    #[cfg(feature = "aws-config")]
+    pub(crate) profile: Option<String>,
 }
 
 impl StoreOptions {
@@ -57,6 +59,18 @@ impl StoreOptions {
         self
     }
 
+    /// A named AWS profile (feature `aws-config`): its credentials (static,
+    /// SSO, an assumed role or a credential process) win over the
+    /// `AWS_ACCESS_KEY_ID` variables, and its `region` and `endpoint_url`
+    /// apply unless set here or in `AWS_REGION` / `AWS_ENDPOINT_URL`, as with
+    /// `aws --profile`. Without this option, `AWS_PROFILE` is used when set
+    /// and no credentials are given in code or in the environment.
+    #[cfg(feature = "aws-config")]
+    pub fn profile(mut self, name: impl Into<String>) -> Self {
+        self.profile = Some(name.into());
+        self
+    }
+
     /// Allows or forbids plain HTTP. By default it is allowed exactly when the
     /// endpoint starts with `http://`.
     pub fn allow_http(mut self, allow: bool) -> Self {
@@ -68,14 +82,16 @@ impl StoreOptions {
 impl fmt::Debug for StoreOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let hidden = |v: &Option<String>| v.as_ref().map(|_| "<hidden>");
-        f.debug_struct("StoreOptions")
-            .field("region", &self.region)
+        let mut f = f.debug_struct("StoreOptions");
+        f.field("region", &self.region)
             .field("endpoint", &self.endpoint)
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &hidden(&self.secret_access_key))
             .field("session_token", &hidden(&self.session_token))
-            .field("allow_http", &self.allow_http)
-            .finish()
+            .field("allow_http", &self.allow_http);
+        #[cfg(feature = "aws-config")]
+        f.field("profile", &self.profile);
+        f.finish()
     }
 }
 

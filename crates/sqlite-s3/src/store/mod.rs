@@ -12,6 +12,8 @@
 pub mod counting;
 pub mod local;
 pub mod memory;
+#[cfg(feature = "aws-config")]
+mod profile;
 mod s3;
 
 use std::sync::Arc;

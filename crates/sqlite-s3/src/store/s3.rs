@@ -28,6 +28,10 @@ pub(super) fn build(url: &DatabaseUrl, options: &StoreOptions) -> Result<(Amazon
     if let Some(token) = &options.session_token {
         builder = builder.with_token(token);
     }
+    #[cfg(feature = "aws-config")]
+    {
+        builder = with_profile(builder, options)?;
+    }
     let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
     let plain_http = endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
     if let Some(allow) = options.allow_http.or(plain_http.then_some(true)) {
@@ -50,4 +54,36 @@ pub(super) fn build(url: &DatabaseUrl, options: &StoreOptions) -> Result<(Amazon
         source: Box::new(source),
     })?;
     Ok((store, endpoint))
+}
+
+/// Applies the AWS profile in use, if any: `StoreOptions::profile`, else
+/// `AWS_PROFILE` when no credentials are given in code or the environment.
+/// Its credentials win over the environment's; its region and endpoint
+/// apply where neither the options nor the environment set one.
+#[cfg(feature = "aws-config")]
+fn with_profile(mut builder: AmazonS3Builder, options: &StoreOptions) -> Result<AmazonS3Builder> {
+    let explicit_keys = options.access_key_id.is_some();
+    let env_keys = std::env::var_os("AWS_ACCESS_KEY_ID").is_some();
+    let name = match &options.profile {
+        Some(name) => name.clone(),
+        None => match std::env::var("AWS_PROFILE") {
+            Ok(name) if !name.is_empty() && !explicit_keys && !env_keys => name,
+            _ => return Ok(builder),
+        },
+    };
+    let profile = super::profile::load(&name)?;
+    if builder.get_config_value(&AmazonS3ConfigKey::Region).is_none()
+        && let Some(region) = &profile.region
+    {
+        builder = builder.with_region(region);
+    }
+    if builder.get_config_value(&AmazonS3ConfigKey::Endpoint).is_none()
+        && let Some(endpoint) = &profile.endpoint
+    {
+        builder = builder.with_endpoint(endpoint);
+    }
+    if !explicit_keys {
+        builder = builder.with_credentials(profile.credentials);
+    }
+    Ok(builder)
 }
