@@ -167,6 +167,7 @@ pub struct Options {
     pub(crate) progress: Option<ProgressFn>,
     pub(crate) layout: LayoutKind,
     pub(crate) chunk_cache_bytes: u64,
+    pub(crate) shared: bool,
 }
 
 /// The default size cap of the local chunk cache of one database.
@@ -183,6 +184,7 @@ impl Default for Options {
             progress: None,
             layout: LayoutKind::default(),
             chunk_cache_bytes: DEFAULT_CHUNK_CACHE_BYTES,
+            shared: false,
         }
     }
 }
@@ -198,6 +200,7 @@ impl fmt::Debug for Options {
             .field("progress", &self.progress.as_ref().map(|_| "<callback>"))
             .field("layout", &self.layout)
             .field("chunk_cache_bytes", &self.chunk_cache_bytes)
+            .field("shared", &self.shared)
             .finish()
     }
 }
@@ -207,6 +210,22 @@ impl Options {
     /// cache directory, conditional writes, 10 tries per transaction.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Lets other connections use the working copy
+    /// ([`Session::working_copy`](crate::Session::working_copy)) while the
+    /// session lives: an sqlx pool, a Diesel connection, any driver. A
+    /// publish then copies what is committed into a snapshot with SQLite's
+    /// backup API (a local copy of the whole file, made only when something
+    /// was committed since the last publish) and uploads the snapshot; a
+    /// refresh writes the new version into the working copy through the
+    /// same API, in one transaction, so open connections see it from their
+    /// next transaction on. Off by default: the session's own connection is
+    /// then the only one, and publishes upload the file itself. The sqlx
+    /// and Diesel adapters turn it on.
+    pub fn shared_working_copy(mut self, shared: bool) -> Self {
+        self.shared = shared;
+        self
     }
 
     /// How to reach the store.

@@ -80,6 +80,11 @@ impl Slot {
         self.dir.join("download.tmp")
     }
 
+    /// Where a snapshot of a shared working copy is made to be published.
+    pub fn snapshot_path(&self) -> PathBuf {
+        self.dir.join("snapshot.sqlite")
+    }
+
     /// Where unpublished changes are moved when they are discarded.
     pub fn rescue_dir(&self) -> PathBuf {
         self.dir.parent().unwrap_or(&self.dir).join("rescued")

@@ -95,7 +95,7 @@ impl Layout for SingleObject {
         let mut file = tokio::fs::File::create(dest)
             .await
             .map_err(Error::io("creating", dest))?;
-        let mut hasher = blake3::Hasher::new();
+        let mut hasher = crate::sqlite::ContentHasher::new();
         let mut written = 0u64;
         let mut stream = if expected < MARKER_MAX {
             // Small enough to be the marker of a move to the versioned layout.
@@ -123,7 +123,7 @@ impl Layout for SingleObject {
         }
         Ok(Pulled::Downloaded {
             version,
-            hash: hasher.finalize(),
+            hash: hasher.finalize().0,
             bytes: written,
         })
     }

@@ -16,6 +16,7 @@
 
 mod publish;
 mod recovery;
+mod shared;
 mod transaction;
 
 use std::path::{Path, PathBuf};
@@ -77,6 +78,9 @@ pub struct Session {
     wrote: Arc<AtomicBool>,
     /// When the working copy was last known to match the remote.
     last_sync: Instant,
+    /// A shared working copy: `PRAGMA data_version` when it last matched
+    /// the remote (see `shared.rs`).
+    synced_data_version: Option<i64>,
     closed: bool,
 }
 
@@ -112,6 +116,7 @@ impl Session {
             conn: None,
             wrote: Arc::default(),
             last_sync: Instant::now(),
+            synced_data_version: None,
             closed: false,
         };
         session.slot.state.url = session.remote.url().to_string();
@@ -170,8 +175,17 @@ impl Session {
 
     /// Whether the working copy differs from what was pulled or published.
     pub fn has_unpublished_changes(&self) -> Result<bool> {
-        sqlite::checkpoint(self.connection())?;
-        let (hash, _) = sqlite::hash_file(&self.slot.db_path())?;
+        let hash = if self.options.shared {
+            let Some(snapshot) = self.snapshot()? else {
+                return Ok(false);
+            };
+            let hashed = sqlite::hash_file(&snapshot.path);
+            remove_database(&snapshot.path)?;
+            hashed?.0
+        } else {
+            sqlite::checkpoint(self.connection())?;
+            sqlite::hash_file(&self.slot.db_path())?.0
+        };
         Ok(self.slot.state.pulled_hash.as_deref() != Some(hash.to_hex().as_str()))
     }
 
@@ -203,8 +217,35 @@ impl Session {
     /// [`Error::Unavailable`] the outcome is unknown, and the next publish or
     /// open finds out.
     pub async fn publish(&mut self) -> Result<PublishOutcome> {
-        sqlite::checkpoint(self.connection())?;
-        let (hash, bytes) = sqlite::hash_file(&self.slot.db_path())?;
+        let (file, data_version) = if self.options.shared {
+            match self.snapshot()? {
+                Some(snapshot) => (snapshot.path, Some(snapshot.data_version)),
+                None => return Ok(PublishOutcome::Unchanged),
+            }
+        } else {
+            sqlite::checkpoint(self.connection())?;
+            (self.slot.db_path(), None)
+        };
+        let published = self.publish_file(&file).await;
+        if data_version.is_some() {
+            remove_database(&file)?;
+        }
+        let (uploaded, bytes) = published?;
+        self.wrote.store(false, Ordering::SeqCst);
+        if data_version.is_some() {
+            self.synced_data_version = data_version;
+        }
+        if !uploaded {
+            return Ok(PublishOutcome::Unchanged);
+        }
+        self.last_sync = Instant::now();
+        Ok(PublishOutcome::Published { bytes })
+    }
+
+    /// Publishes `file` (the working copy, or a snapshot of it); returns
+    /// whether anything was uploaded, and the file's size.
+    async fn publish_file(&mut self, file: &Path) -> Result<(bool, u64)> {
+        let (hash, bytes) = sqlite::hash_file(file)?;
         let layout = self.layout();
         self.slot.state.layout = Some(layout);
         let uploaded = publish::publish_slot(
@@ -212,16 +253,12 @@ impl Session {
             &self.remote,
             layout.layout().as_ref(),
             self.options.write_mode,
+            file,
             hash,
             self.options.progress.as_ref(),
         )
         .await?;
-        self.wrote.store(false, Ordering::SeqCst);
-        if !uploaded {
-            return Ok(PublishOutcome::Unchanged);
-        }
-        self.last_sync = Instant::now();
-        Ok(PublishOutcome::Published { bytes })
+        Ok((uploaded, bytes))
     }
 
     /// Settles a publish whose outcome is unknown (see [`Session::publish`]).
@@ -249,6 +286,9 @@ impl Session {
     /// is not taken for any remote version: publishing it could only create
     /// a database that does not exist yet.
     pub async fn discard(&mut self) -> Result<RefreshOutcome> {
+        if self.options.shared {
+            return self.discard_shared().await;
+        }
         self.disconnect()?;
         let outcome = self.discard_disconnected().await;
         self.wrote.store(false, Ordering::SeqCst);
@@ -366,6 +406,9 @@ impl Session {
         download: Option<&Path>,
         pulled: Option<(RemoteVersion, blake3::Hash)>,
     ) -> Result<()> {
+        if self.options.shared && self.conn.is_some() {
+            return self.restore_working_copy(download, pulled);
+        }
         let reconnect = self.conn.is_some();
         self.disconnect()?;
         let installed = self.install(download, pulled);
@@ -412,7 +455,7 @@ impl Session {
             false
         }));
         self.conn = Some(conn);
-        Ok(())
+        self.mark_synced()
     }
 
     fn disconnect(&mut self) -> Result<()> {

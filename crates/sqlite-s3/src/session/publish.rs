@@ -1,6 +1,8 @@
 //! Publishing a slot's working copy: shared by a live session and by the
 //! recovery of changes an earlier session left behind.
 
+use std::path::Path;
+
 use crate::cache::Slot;
 use crate::cache::state::InFlight;
 use crate::error::{Error, Result};
@@ -10,8 +12,8 @@ use crate::progress::ProgressFn;
 use crate::sqlite::{self, header};
 use crate::store::Remote;
 
-/// Publishes the working copy of `slot`, whose BLAKE3 is `hash`, over the
-/// version it was pulled from, and records the result in the slot state.
+/// Publishes `file` (the working copy of `slot`, or a snapshot of it), whose
+/// content hash is `hash`, over the version the slot was pulled from, and records the result in the slot state.
 /// Returns whether anything was uploaded (nothing when the copy matches
 /// what was pulled or last published).
 ///
@@ -25,6 +27,7 @@ pub(crate) async fn publish_slot(
     remote: &Remote,
     layout: &dyn Layout,
     mode: WriteMode,
+    file: &Path,
     hash: blake3::Hash,
     progress: Option<&ProgressFn>,
 ) -> Result<bool> {
@@ -33,9 +36,9 @@ pub(crate) async fn publish_slot(
     if slot.state.pulled_hash.as_deref() == Some(hash.as_str()) {
         return Ok(false);
     }
-    let db = slot.db_path();
-    let len = std::fs::metadata(&db).map_err(Error::io("reading", &db))?.len();
-    header::check(&sqlite::read_head(&db, 100)?, len).map_err(|problem| {
+    let db = file;
+    let len = std::fs::metadata(db).map_err(Error::io("reading", &db))?.len();
+    header::check(&sqlite::read_head(db, 100)?, len).map_err(|problem| {
         Error::InvalidState(format!(
             "the working copy {} is not a sound SQLite database ({problem}); it was not published",
             db.display()
@@ -49,7 +52,7 @@ pub(crate) async fn publish_slot(
     });
     slot.save()?;
     let result = layout
-        .publish(remote, &db, slot.state.version.as_ref(), mode, &token, progress)
+        .publish(remote, db, slot.state.version.as_ref(), mode, &token, progress)
         .await;
     match result {
         Ok(published) => {

@@ -92,6 +92,7 @@ async fn handle_pending(
             remote,
             layout,
             WriteMode::Conditional,
+            &db,
             hash,
             options.progress.as_ref(),
         )

@@ -4,7 +4,12 @@
 //! This is the one module that uses the SQLite driver; the rest of the crate
 //! works on files.
 
+mod content;
 pub mod header;
+mod snapshot;
+
+pub use content::{ContentHasher, hash_file};
+pub use snapshot::{restore, snapshot};
 
 use std::io::Read;
 use std::path::Path;
@@ -64,14 +69,6 @@ pub fn checkpoint(conn: &Connection) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// Hashes a file; returns the hash and the length.
-pub fn hash_file(path: &Path) -> Result<(blake3::Hash, u64)> {
-    let mut hasher = blake3::Hasher::new();
-    let file = std::fs::File::open(path).map_err(Error::io("reading", path))?;
-    hasher.update_reader(file).map_err(Error::io("reading", path))?;
-    Ok((hasher.finalize(), hasher.count()))
 }
 
 /// Reads the first `n` bytes of a file (fewer if it is shorter).

@@ -1,0 +1,121 @@
+//! A working copy shared with other connections
+//! ([`Options::shared_working_copy`](crate::Options::shared_working_copy)):
+//! an sqlx pool or a Diesel connection reads and writes it while the session
+//! lives, so the session never renames, deletes or uploads the file itself.
+//!
+//! - **Publish** copies what is committed into a snapshot with SQLite's
+//!   backup API (writers wait only for the local copy, not the upload) and
+//!   publishes the snapshot. Whether anything was committed since the last
+//!   sync is told by `PRAGMA data_version`, which changes whenever another
+//!   connection commits; a publish that finds no commit sends nothing and
+//!   copies nothing.
+//! - **Refresh** and **discard** write the downloaded version into the
+//!   working copy through the backup API, in one transaction.
+//! - Snapshots, downloads and the working copy are compared by content hash
+//!   (`sqlite::content`), which leaves out the header fields a backup
+//!   rewrites; so after a crash the next session sees that a published
+//!   working copy has nothing left to publish.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use rusqlite::Connection;
+
+use super::Session;
+use crate::cache::state::Installing;
+use crate::error::{Error, Result};
+use crate::layout::RemoteVersion;
+use crate::sqlite;
+
+/// A snapshot made to be published.
+pub(super) struct Snapshot {
+    /// The file.
+    pub path: PathBuf,
+    /// `PRAGMA data_version` read just before it was made: a later value
+    /// that differs means a commit the snapshot may not hold.
+    pub data_version: i64,
+}
+
+impl Session {
+    /// A snapshot of what is committed, or `None` when nothing was committed
+    /// since the last sync and no publish is in flight.
+    pub(super) fn snapshot(&self) -> Result<Option<Snapshot>> {
+        let conn = self.connection();
+        if !conn.is_autocommit() {
+            return Err(Error::InvalidState(
+                "a transaction is still open on the session's connection: commit or roll it back before publishing"
+                    .into(),
+            ));
+        }
+        let data_version = data_version(conn)?;
+        let unchanged = self.synced_data_version == Some(data_version) && !self.wrote.load(Ordering::SeqCst);
+        if unchanged && self.slot.state.publishing.is_none() {
+            return Ok(None);
+        }
+        let path = self.slot.snapshot_path();
+        sqlite::snapshot(conn, &path)?;
+        Ok(Some(Snapshot { path, data_version }))
+    }
+
+    /// Writes `download` (or, with `None`, an empty database) into the shared
+    /// working copy, and records what it is.
+    pub(super) fn restore_working_copy(
+        &mut self,
+        download: Option<&Path>,
+        pulled: Option<(RemoteVersion, blake3::Hash)>,
+    ) -> Result<()> {
+        let (source, version, hash) = match (download, pulled) {
+            (Some(file), Some((version, hash))) => (file.to_path_buf(), Some(version), hash),
+            _ => {
+                let empty = self.slot.download_path();
+                std::fs::write(&empty, b"").map_err(Error::io("creating", &empty))?;
+                (empty, None, blake3::hash(b""))
+            }
+        };
+        let hash = hash.to_hex().to_string();
+        self.slot.state.installing = Some(Installing {
+            version: version.clone(),
+            hash: hash.clone(),
+        });
+        self.slot.save()?;
+        let conn = self.conn.as_mut().expect("a shared session keeps its connection");
+        sqlite::restore(conn, &source)?;
+        super::remove_database(&source)?;
+        let state = &mut self.slot.state;
+        (state.version, state.pulled_hash) = (version, Some(hash));
+        (state.installing, state.publishing) = (None, None);
+        self.slot.save()?;
+        self.mark_synced()
+    }
+
+    /// Notes that the working copy now matches the remote.
+    pub(super) fn mark_synced(&mut self) -> Result<()> {
+        if self.options.shared
+            && let Some(conn) = &self.conn
+        {
+            self.synced_data_version = Some(data_version(conn)?);
+        }
+        self.wrote.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// [`Session::discard`] for a shared working copy, which must not be
+    /// removed under the connections that use it: the newest version is
+    /// downloaded whole and written into it.
+    pub(super) async fn discard_shared(&mut self) -> Result<super::RefreshOutcome> {
+        let state = &mut self.slot.state;
+        (state.version, state.pulled_hash, state.publishing, state.installing) = (None, None, None, None);
+        self.slot.save()?;
+        let outcome = self.pull().await;
+        // The changes are gone from what gets published even if the pull
+        // failed: with no version recorded, publishing can only create a
+        // database that does not exist, which fails if it does.
+        self.mark_synced()?;
+        outcome
+    }
+}
+
+/// `PRAGMA data_version` of `conn`.
+fn data_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+}

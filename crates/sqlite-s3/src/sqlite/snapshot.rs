@@ -1,0 +1,192 @@
+//! Copies between a working copy that other connections may be using (an
+//! sqlx pool, a Diesel connection) and a standalone file, through SQLite's
+//! backup API, which takes the locks a reader or a writer would take:
+//! - [`snapshot`] copies what is committed, as one consistent state, while
+//!   other connections go on reading and writing;
+//! - [`restore`] replaces the contents of the working copy in one
+//!   transaction; other connections see the new contents from their next
+//!   transaction on, and reload the schema by themselves.
+//!
+//! Neither renames nor deletes the working copy, which open connections
+//! would not notice.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::backup::{Backup, StepResult};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{Error, Result};
+
+/// How long a copy waits, in all, for another connection's lock.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+/// The pause between two tries.
+const PAUSE: Duration = Duration::from_millis(10);
+
+/// Writes what is committed in the database of `conn` to the new file
+/// `dest`, as a rollback-journal database (the form the remote holds).
+///
+/// # Failure
+/// [`Error::InvalidState`] when another connection holds a lock for longer
+/// than 30 s; [`Error::Sql`] and [`Error::Io`] otherwise.
+pub fn snapshot(conn: &Connection, dest: &Path) -> Result<()> {
+    remove(dest)?;
+    let mut out = Connection::open_with_flags(dest, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+    out.pragma_update(None, "journal_mode", "DELETE")?;
+    copy(conn, &mut out, dest)?;
+    out.close().map_err(|(_, e)| Error::Sql(e))?;
+    // The copy keeps the source's WAL flags in its header; with no WAL
+    // beside it, it is a rollback-journal database, and says so.
+    mark_rollback_journal(dest)
+}
+
+/// Replaces the contents of the database of `conn` with those of `source`,
+/// in one transaction.
+///
+/// # Failure
+/// As [`snapshot`].
+pub fn restore(conn: &mut Connection, source: &Path) -> Result<()> {
+    let from = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let into = conn.path().map(Path::new).map(Path::to_path_buf).unwrap_or_default();
+    copy(&from, conn, &into)
+}
+
+/// Copies every page of `from` into `to` in one step, retrying while
+/// another connection holds a lock that stops it.
+fn copy(from: &Connection, to: &mut Connection, to_path: &Path) -> Result<()> {
+    let backup = Backup::new(from, to)?;
+    let mut waited = Duration::ZERO;
+    loop {
+        match backup.step(-1)? {
+            StepResult::Done => return Ok(()),
+            StepResult::More => {}
+            StepResult::Busy | StepResult::Locked => {
+                if waited >= LOCK_WAIT {
+                    return Err(Error::InvalidState(format!(
+                        "could not copy {}: another connection kept the database locked for {}s; \
+                         finish its transaction and try again",
+                        to_path.display(),
+                        LOCK_WAIT.as_secs()
+                    )));
+                }
+                std::thread::sleep(PAUSE);
+                waited += PAUSE;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Sets the file format bytes of a closed database file to "rollback
+/// journal", as `PRAGMA journal_mode=DELETE` does when the WAL is empty.
+fn mark_rollback_journal(path: &Path) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(Error::io("opening", path))?;
+    let mut versions = [0u8; 2];
+    file.seek(SeekFrom::Start(18)).map_err(Error::io("reading", path))?;
+    if file.read_exact(&mut versions).is_err() {
+        return Ok(()); // an empty database: no header yet
+    }
+    if versions != [1, 1] {
+        file.seek(SeekFrom::Start(18)).map_err(Error::io("writing", path))?;
+        file.write_all(&[1, 1]).map_err(Error::io("writing", path))?;
+        file.sync_all().map_err(Error::io("writing", path))?;
+    }
+    Ok(())
+}
+
+fn remove(path: &Path) -> Result<()> {
+    for file in std::iter::once(path.to_path_buf()).chain(super::side_files(path)) {
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("removing", &file)(e)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::hash_file;
+
+    fn rows(conn: &Connection) -> Vec<i64> {
+        let mut stmt = conn.prepare("SELECT x FROM t ORDER BY x").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()
+    }
+
+    #[test]
+    fn a_snapshot_holds_what_is_committed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db.sqlite");
+        let control = Connection::open(&db).unwrap();
+        let mut other = Connection::open(&db).unwrap();
+        other.pragma_update(None, "journal_mode", "WAL").unwrap();
+        other
+            .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)")
+            .unwrap();
+        // A transaction in progress on another connection is left out.
+        let tx = other.transaction().unwrap();
+        tx.execute("INSERT INTO t VALUES (2)", []).unwrap();
+        let snap = dir.path().join("snap.sqlite");
+        snapshot(&control, &snap).unwrap();
+        tx.commit().unwrap();
+
+        assert_eq!(&std::fs::read(&snap).unwrap()[18..20], &[1, 1]);
+        let copy = Connection::open(&snap).unwrap();
+        assert_eq!(rows(&copy), [1]);
+        let mode: String = copy.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, "delete");
+        let check: String = copy.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(check, "ok");
+    }
+
+    #[test]
+    fn a_snapshot_of_an_unchanged_database_has_its_content_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db.sqlite");
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2)")
+            .unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        snapshot(&conn, &a).unwrap();
+        snapshot(&conn, &b).unwrap();
+        let original = hash_file(&db).unwrap();
+        assert_eq!(hash_file(&a).unwrap(), original);
+        assert_eq!(hash_file(&b).unwrap(), original);
+        conn.execute("INSERT INTO t VALUES (3)", []).unwrap();
+        snapshot(&conn, &a).unwrap();
+        assert_ne!(hash_file(&a).unwrap(), original);
+    }
+
+    #[test]
+    fn a_restore_shows_in_other_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("source.sqlite");
+        Connection::open(&source)
+            .unwrap()
+            .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (7), (8)")
+            .unwrap();
+        let db = dir.path().join("db.sqlite");
+        let mut control = Connection::open(&db).unwrap();
+        let other = Connection::open(&db).unwrap();
+        other.pragma_update(None, "journal_mode", "WAL").unwrap();
+        other
+            .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)")
+            .unwrap();
+        assert_eq!(rows(&other), [1]);
+
+        restore(&mut control, &source).unwrap();
+        assert_eq!(rows(&other), [7, 8]);
+        // After a checkpoint the working copy holds the source's content.
+        other
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+        assert_eq!(hash_file(&db).unwrap(), hash_file(&source).unwrap());
+    }
+}

@@ -1,0 +1,238 @@
+//! A working copy shared with other connections
+//! (`Options::shared_working_copy`), as an sqlx pool or a Diesel connection
+//! uses it: plain rusqlite connections stand in for them here.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use rusqlite::Connection;
+use sqlite_s3::{Error, LayoutKind, PublishOutcome, RefreshOutcome, Session};
+use support::{Backend, Kind};
+
+on_every_store!(
+    other_connections_write_and_the_session_publishes,
+    publishing_while_others_write_holds_exactly_what_was_committed,
+    a_refresh_shows_in_other_connections,
+    a_conflict_is_reported_and_discard_shows_the_newest_version_everywhere,
+    a_shared_copy_dropped_without_closing_is_settled_by_content,
+    the_versioned_layout_publishes_snapshots_too,
+);
+
+fn shared(backend: &Backend) -> sqlite_s3::Options {
+    backend.options().shared_working_copy(true)
+}
+
+/// Another connection on the working copy, in WAL mode as sqlx opens it.
+fn other(session: &Session) -> Connection {
+    let conn = Connection::open(session.working_copy()).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn
+}
+
+fn count(conn: &Connection) -> i64 {
+    conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap()
+}
+
+async fn read_elsewhere(backend: &Backend, url: &str) -> (i64, String) {
+    let db = Session::open(url, &backend.options()).await.unwrap();
+    let check: String = db
+        .connection()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    let n = count(db.connection());
+    db.close().await.unwrap();
+    (n, check)
+}
+
+async fn other_connections_write_and_the_session_publishes(backend: Backend) {
+    let url = backend.url("app.db");
+    let (remote, counter) = backend.counted("app.db");
+    let mut db = Session::open_remote(remote, &shared(&backend)).await.unwrap();
+    // Nothing committed: nothing copied, nothing sent.
+    counter.reset();
+    assert_eq!(db.publish().await.unwrap(), PublishOutcome::Unchanged);
+    assert_eq!(counter.counts().requests, 0);
+    assert!(!db.has_unpublished_changes().unwrap());
+
+    let conn = other(&db);
+    conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2)")
+        .unwrap();
+    assert!(db.has_unpublished_changes().unwrap());
+    assert!(matches!(db.publish().await.unwrap(), PublishOutcome::Published { .. }));
+    assert!(!db.has_unpublished_changes().unwrap());
+    counter.reset();
+    assert_eq!(db.publish().await.unwrap(), PublishOutcome::Unchanged);
+    assert_eq!(counter.counts().requests, 0, "{:?}", counter.counts());
+    assert!(!db.working_copy().with_file_name("snapshot.sqlite").exists());
+
+    assert_eq!(read_elsewhere(&backend, &url).await, (2, "ok".into()));
+    // The object is a plain rollback-journal database.
+    let bytes = backend.raw_get("app.db").await.unwrap();
+    assert_eq!(&bytes[18..20], &[1, 1]);
+    drop(conn);
+    db.close().await.unwrap();
+}
+
+async fn publishing_while_others_write_holds_exactly_what_was_committed(backend: Backend) {
+    let url = backend.url("app.db");
+    let mut db = Session::open(&url, &shared(&backend)).await.unwrap();
+    other(&db).execute_batch("CREATE TABLE t(x)").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let committed = Arc::new(AtomicI64::new(0));
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let (path, stop, committed) = (db.working_copy(), stop.clone(), committed.clone());
+            std::thread::spawn(move || {
+                let conn = Connection::open(path).unwrap();
+                conn.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+                let mut i = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    // Several statements per transaction: a torn copy would
+                    // show a row without its twin.
+                    conn.execute_batch(&format!(
+                        "BEGIN IMMEDIATE; INSERT INTO t VALUES ({w}{i:06}); INSERT INTO t VALUES (-{w}{i:06}); COMMIT"
+                    ))
+                    .unwrap();
+                    committed.fetch_add(2, Ordering::SeqCst);
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let mut published = 0;
+    while published < 5 {
+        if let PublishOutcome::Published { .. } = db.publish().await.unwrap() {
+            published += 1;
+            let (n, check) = read_elsewhere(&backend, &url).await;
+            assert_eq!(check, "ok");
+            assert_eq!(n % 2, 0, "a transaction was torn");
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.join().unwrap();
+    }
+    db.publish().await.unwrap();
+    let (n, check) = read_elsewhere(&backend, &url).await;
+    assert_eq!((n, check.as_str()), (committed.load(Ordering::SeqCst), "ok"));
+    db.close().await.unwrap();
+}
+
+async fn a_refresh_shows_in_other_connections(backend: Backend) {
+    let url = backend.url("app.db");
+    let mut writer = Session::open(&url, &backend.options()).await.unwrap();
+    writer
+        .transaction(|tx| Ok(tx.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)")?))
+        .await
+        .unwrap();
+
+    let mut db = Session::open(&url, &shared(&backend)).await.unwrap();
+    let conn = other(&db);
+    assert_eq!(count(&conn), 1);
+    writer
+        .transaction(|tx| Ok(tx.execute("INSERT INTO t VALUES (2)", []).map(|_| ())?))
+        .await
+        .unwrap();
+    assert!(matches!(db.refresh().await.unwrap(), RefreshOutcome::Downloaded { .. }));
+    assert_eq!(count(&conn), 2, "the open connection sees the new version");
+    // The refresh is not taken for a local change.
+    assert!(!db.has_unpublished_changes().unwrap());
+    assert_eq!(db.publish().await.unwrap(), PublishOutcome::Unchanged);
+
+    // A refresh with unpublished changes is refused, and loses nothing.
+    conn.execute("INSERT INTO t VALUES (3)", []).unwrap();
+    assert!(matches!(db.refresh().await, Err(Error::InvalidState(_))));
+    assert_eq!(count(&conn), 3);
+    db.publish().await.unwrap();
+    assert_eq!(read_elsewhere(&backend, &url).await.0, 3);
+    drop(conn);
+    db.close().await.unwrap();
+    writer.close().await.unwrap();
+}
+
+async fn a_conflict_is_reported_and_discard_shows_the_newest_version_everywhere(backend: Backend) {
+    let url = backend.url("app.db");
+    let mut db = Session::open(&url, &shared(&backend)).await.unwrap();
+    let conn = other(&db);
+    conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)")
+        .unwrap();
+    db.publish().await.unwrap();
+
+    let mut theirs = Session::open(&url, &backend.options()).await.unwrap();
+    theirs
+        .transaction(|tx| Ok(tx.execute("INSERT INTO t VALUES (10)", []).map(|_| ())?))
+        .await
+        .unwrap();
+    theirs.close().await.unwrap();
+
+    conn.execute("INSERT INTO t VALUES (2)", []).unwrap();
+    assert!(db.publish().await.unwrap_err().is_conflict());
+    // Nothing was lost: theirs is on the remote, ours still local.
+    assert_eq!(count(&conn), 2);
+    db.discard().await.unwrap();
+    let rows: Vec<i64> = conn
+        .prepare("SELECT x FROM t ORDER BY x")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(rows, [1, 10]);
+    assert!(!db.has_unpublished_changes().unwrap());
+    drop(conn);
+    db.close().await.unwrap();
+}
+
+async fn a_shared_copy_dropped_without_closing_is_settled_by_content(backend: Backend) {
+    let url = backend.url("app.db");
+    let options = shared(&backend);
+    let mut db = Session::open(&url, &options).await.unwrap();
+    let conn = other(&db);
+    conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)")
+        .unwrap();
+    db.publish().await.unwrap();
+    // Dropped, not closed, as when the process dies: the slot stays marked
+    // open, and the working copy's bytes differ from the snapshot's.
+    drop(conn);
+    drop(db);
+
+    let (remote, counter) = backend.counted("app.db");
+    let mut db = Session::open_remote(remote.clone(), &options).await.unwrap();
+    let counts = counter.counts();
+    assert_eq!(
+        (counts.puts, counts.requests),
+        (0, 1),
+        "nothing left to publish: {counts:?}"
+    );
+    assert_eq!(count(db.connection()), 1);
+
+    // A commit after the last publish is found and published by the next open.
+    let conn = other(&db);
+    conn.execute("INSERT INTO t VALUES (2)", []).unwrap();
+    db.publish().await.unwrap();
+    conn.execute("INSERT INTO t VALUES (3)", []).unwrap();
+    drop(conn);
+    drop(db);
+    let db = Session::open_remote(remote, &options).await.unwrap();
+    db.close().await.unwrap();
+    assert_eq!(read_elsewhere(&backend, &url).await, (3, "ok".into()));
+}
+
+async fn the_versioned_layout_publishes_snapshots_too(backend: Backend) {
+    let url = backend.url("app.db");
+    let options = shared(&backend).layout(LayoutKind::Versioned);
+    let mut db = Session::open(&url, &options).await.unwrap();
+    let conn = other(&db);
+    conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)")
+        .unwrap();
+    db.publish().await.unwrap();
+    conn.execute("INSERT INTO t VALUES (2)", []).unwrap();
+    db.publish().await.unwrap();
+    assert_eq!(db.version().unwrap().manifest.as_ref().unwrap().version, 2);
+    assert_eq!(read_elsewhere(&backend, &url).await, (2, "ok".into()));
+    drop(conn);
+    db.close().await.unwrap();
+}
