@@ -114,3 +114,63 @@ impl Session {
         runtime.block_on(inner.close())
     }
 }
+
+/// A blocking [`crate::Database`], for synchronous drivers such as Diesel.
+/// Its methods mirror the async one's.
+#[derive(Debug)]
+pub struct Database {
+    // Dropped before the runtime.
+    inner: crate::Database,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Database {
+    /// See [`crate::Database::open`].
+    pub fn open(value: &str, options: &Options) -> Result<Self> {
+        let runtime = runtime()?;
+        let inner = runtime.block_on(crate::Database::open(value, options))?;
+        Ok(Self { inner, runtime })
+    }
+
+    /// See [`crate::Database::from_env`].
+    pub fn from_env(variable: &str, options: &Options) -> Result<Self> {
+        let runtime = runtime()?;
+        let inner = runtime.block_on(crate::Database::from_env(variable, options))?;
+        Ok(Self { inner, runtime })
+    }
+
+    /// See [`crate::Database::path`].
+    pub fn path(&self) -> &std::path::Path {
+        self.inner.path()
+    }
+
+    /// See [`crate::Database::target`].
+    pub fn target(&self) -> &crate::Target {
+        self.inner.target()
+    }
+
+    /// See [`crate::Database::publish`].
+    pub fn publish(&self) -> Result<PublishOutcome> {
+        self.runtime.block_on(self.inner.publish())
+    }
+
+    /// See [`crate::Database::refresh`].
+    pub fn refresh(&self) -> Result<RefreshOutcome> {
+        self.runtime.block_on(self.inner.refresh())
+    }
+
+    /// See [`crate::Database::discard`].
+    pub fn discard(&self) -> Result<RefreshOutcome> {
+        self.runtime.block_on(self.inner.discard())
+    }
+
+    /// See [`crate::Database::has_unpublished_changes`].
+    pub fn has_unpublished_changes(&self) -> Result<bool> {
+        self.runtime.block_on(self.inner.has_unpublished_changes())
+    }
+
+    /// See [`crate::Database::close`].
+    pub fn close(self) -> Result<()> {
+        self.runtime.block_on(self.inner.close())
+    }
+}

@@ -39,8 +39,10 @@
 
 #![warn(missing_docs)]
 
+pub mod adapters;
 pub mod blocking;
 pub mod cache;
+mod database;
 mod error;
 pub mod history;
 pub mod layout;
@@ -52,6 +54,7 @@ mod sqlite;
 pub mod store;
 pub mod transfer;
 
+pub use database::{Database, Target};
 pub use error::{Error, Result};
 pub use layout::LayoutKind;
 pub use location::{DatabaseUrl, Scheme};
