@@ -18,12 +18,13 @@ trap 'rm -f "$log"' EXIT
 status=0 doc_status=0
 cargo test --workspace --all-targets "$@" 2>&1 | tee "$log" || status=$?
 cargo test --workspace --doc "$@" 2>&1 | tee -a "$log" || doc_status=$?
-# Each driver adapter on its own, as an application with only that driver
-# builds it: its tests, and its documentation examples.
-for adapter in sqlx:sqlx sea-orm:sea_orm diesel:diesel; do
+# Each optional feature on its own (driver adapters, the Lambda layer), as an
+# application that uses only that one builds it:
+# its tests, and the documentation examples.
+for adapter in sqlx:sqlx sea-orm:sea_orm diesel:diesel lambda:lambda; do
     feature=${adapter%%:*} test=${adapter##*:}
     cargo test -p sqlite-s3 --features "$feature" --test "$test" "$@" 2>&1 | tee -a "$log" || status=$?
-    cargo test -p sqlite-s3 --features "$feature" --doc adapters "$@" 2>&1 | tee -a "$log" || doc_status=$?
+    cargo test -p sqlite-s3 --features "$feature" --doc "$@" 2>&1 | tee -a "$log" || doc_status=$?
 done
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }

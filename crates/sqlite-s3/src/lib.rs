@@ -45,6 +45,8 @@ pub mod cache;
 mod database;
 mod error;
 pub mod history;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod layout;
 mod location;
 mod options;

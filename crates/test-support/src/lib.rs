@@ -18,6 +18,8 @@
 //! its standard input closes; the test process holds that pipe open, so the
 //! server goes away with the test process however that ends.
 
+pub mod runtime_api;
+
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -93,6 +93,11 @@ impl Backend {
         }
     }
 
+    /// Moto's endpoint, for S3.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.endpoint.as_deref()
+    }
+
     /// How to reach the store: moto's endpoint and made-up credentials.
     pub fn store_options(&self) -> StoreOptions {
         let mut options = StoreOptions::new();
