@@ -1,5 +1,6 @@
 //! Test helpers shared by the workspace's integration tests: a moto S3
-//! server on 127.0.0.1, started on demand and stopped with the test process.
+//! server on 127.0.0.1, started on demand and stopped with the test process,
+//! and a fake AWS Lambda Runtime API ([`runtime_api`]).
 //!
 //! moto is found through `SQLITE_S3_MOTO_PYTHON` (a Python interpreter with
 //! `moto[server]` installed), else the workspace's `.venv/bin/python`, which
