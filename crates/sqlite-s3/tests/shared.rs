@@ -18,6 +18,7 @@ on_every_store!(
     a_conflict_is_reported_and_discard_shows_the_newest_version_everywhere,
     a_shared_copy_dropped_without_closing_is_settled_by_content,
     the_versioned_layout_publishes_snapshots_too,
+    a_new_database_only_opened_by_a_driver_is_not_created,
 );
 
 fn shared(backend: &Backend) -> sqlite_s3::Options {
@@ -235,4 +236,21 @@ async fn the_versioned_layout_publishes_snapshots_too(backend: Backend) {
     assert_eq!(read_elsewhere(&backend, &url).await, (2, "ok".into()));
     drop(conn);
     db.close().await.unwrap();
+}
+
+async fn a_new_database_only_opened_by_a_driver_is_not_created(backend: Backend) {
+    let (remote, counter) = backend.counted("app.db");
+    let mut db = Session::open_remote(remote, &shared(&backend)).await.unwrap();
+    let conn = other(&db); // switches the new file to WAL mode, as sqlx does
+    counter.reset();
+    assert_eq!(db.publish().await.unwrap(), PublishOutcome::Unchanged);
+    assert!(!db.has_unpublished_changes().unwrap());
+    assert_eq!(counter.counts().requests, 0, "{:?}", counter.counts());
+    // The first table makes it a database worth creating.
+    conn.execute_batch("CREATE TABLE t(x)").unwrap();
+    assert!(db.has_unpublished_changes().unwrap());
+    assert!(matches!(db.publish().await.unwrap(), PublishOutcome::Published { .. }));
+    drop(conn);
+    db.close().await.unwrap();
+    assert!(backend.raw_get("app.db").await.is_some());
 }

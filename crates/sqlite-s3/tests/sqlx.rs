@@ -16,6 +16,8 @@ on_every_store!(
     publishing_while_the_pool_is_busy_holds_exactly_the_committed_rows,
     a_refresh_shows_in_the_pool,
     a_conflict_leaves_the_pool_usable_after_discard,
+    writes_from_two_machines_each_land_exactly_once,
+    changes_outside_write_that_conflict_are_reported_and_dropped,
 );
 
 async fn count(pool: &SqlitePool) -> i64 {
@@ -249,4 +251,120 @@ async fn database_url_from_the_environment_picks_file_or_bucket() {
         err.to_string().contains("SQLITE_S3_TEST_SQLX_UNSET is not set"),
         "{err}"
     );
+}
+
+async fn counter(pool: &SqlitePool) -> i64 {
+    sqlx::query_scalar("SELECT n FROM counter")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn writes_from_two_machines_each_land_exactly_once(backend: Backend) {
+    let url = backend.url("app.db");
+    let options = backend.options().max_attempts(50);
+    let seed = Database::open(&url, &options).await.unwrap();
+    let pool = pool_of(&seed).await;
+    seed.write(|| async {
+        sqlx::query("CREATE TABLE counter(n INTEGER NOT NULL); INSERT INTO counter VALUES (0)")
+            .execute(&pool)
+            .await
+            .map_err(sqlite_s3::Error::abort)?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    pool.close().await;
+    seed.close().await.unwrap();
+
+    let machine = |options: sqlite_s3::Options| {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let db = Database::open(&url, &options).await.unwrap();
+            let pool = pool_of(&db).await;
+            let mut runs = 0;
+            for _ in 0..10 {
+                db.write(|| {
+                    runs += 1;
+                    let pool = pool.clone();
+                    async move {
+                        let n = counter(&pool).await;
+                        tokio::task::yield_now().await;
+                        sqlx::query("UPDATE counter SET n = ?")
+                            .bind(n + 1)
+                            .execute(&pool)
+                            .await
+                            .map_err(sqlite_s3::Error::abort)?;
+                        Ok(())
+                    }
+                })
+                .await
+                .unwrap();
+            }
+            pool.close().await;
+            db.close().await.unwrap();
+            runs
+        })
+    };
+    let a = machine(backend.options().max_attempts(50));
+    let b = machine(backend.options().max_attempts(50));
+    let runs = a.await.unwrap() + b.await.unwrap();
+    assert!(runs >= 20);
+
+    let db = Database::open(&url, &backend.options()).await.unwrap();
+    let pool = pool_of(&db).await;
+    assert_eq!(counter(&pool).await, 20, "after {runs} runs");
+    pool.close().await;
+    db.close().await.unwrap();
+}
+
+async fn changes_outside_write_that_conflict_are_reported_and_dropped(backend: Backend) {
+    let url = backend.url("app.db");
+    let db = Database::open(&url, &backend.options()).await.unwrap();
+    let pool = pool_of(&db).await;
+    sqlx::query("CREATE TABLE t(x)").execute(&pool).await.unwrap();
+    db.publish().await.unwrap();
+    let mut other = Session::open(&url, &backend.options()).await.unwrap();
+    other
+        .transaction(|tx| Ok(tx.execute("INSERT INTO t VALUES ('theirs')", []).map(|_| ())?))
+        .await
+        .unwrap();
+    other.close().await.unwrap();
+
+    // Committed through the pool, outside any write, on a stale copy.
+    sqlx::query("INSERT INTO t VALUES ('stray')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let ran = std::sync::atomic::AtomicBool::new(false);
+    let err = db
+        .write(|| async {
+            ran.store(true, Ordering::SeqCst);
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    assert!(
+        !ran.load(Ordering::SeqCst),
+        "the work does not run on top of a conflict"
+    );
+    assert!(!db.has_unpublished_changes().await.unwrap());
+    // The next write runs on the newest version.
+    db.write(|| async {
+        sqlx::query("INSERT INTO t VALUES ('mine')")
+            .execute(&pool)
+            .await
+            .map_err(sqlite_s3::Error::abort)?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let rows: Vec<String> = sqlx::query_scalar("SELECT x FROM t ORDER BY rowid")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, ["theirs", "mine"]);
+    pool.close().await;
+    db.close().await.unwrap();
 }

@@ -13,15 +13,16 @@
 
 mod target;
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use tokio::sync::Mutex;
 
 pub use target::Target;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::location::DatabaseUrl;
-use crate::options::Options;
+use crate::options::{Options, RetryPolicy};
 use crate::session::{PublishOutcome, RefreshOutcome, Session};
 
 /// A database whose working copy any driver may open. See the module docs.
@@ -34,6 +35,7 @@ pub struct Database {
     path: PathBuf,
     /// `None` for a local file.
     session: Option<Mutex<Session>>,
+    retry: RetryPolicy,
 }
 
 impl Database {
@@ -66,6 +68,7 @@ impl Database {
                 path: path.clone(),
                 target,
                 session: None,
+                retry: options.retry,
             }),
             Target::Remote(url) => {
                 let options = options.clone().shared_working_copy(true);
@@ -74,6 +77,7 @@ impl Database {
                     path: session.working_copy(),
                     target,
                     session: Some(Mutex::new(session)),
+                    retry: options.retry,
                 })
             }
         }
@@ -132,6 +136,82 @@ impl Database {
         match &self.session {
             Some(session) => session.lock().await.discard().await,
             None => Ok(RefreshOutcome::Unchanged),
+        }
+    }
+
+    /// Runs `work`, which writes through your driver, on the newest version,
+    /// and publishes what it committed; on a conflict drops it, refreshes
+    /// and runs it again, up to the retry policy's tries
+    /// ([`Options::max_attempts`]). The database's retrying transaction, for
+    /// drivers: `work` may run several times, so it must do nothing it
+    /// cannot repeat outside the database. Map your own errors with
+    /// [`Error::abort`].
+    ///
+    /// Calls wait for each other, but other tasks using the pool meanwhile
+    /// are not stopped: what they commit is published with this.
+    ///
+    /// # Failure
+    /// [`Error::Conflict`] after the last try; `work`'s error (what it
+    /// committed is dropped); the errors of [`Database::publish`].
+    pub async fn write<T, F, Fut>(&self, work: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.write_with(self.retry, work).await
+    }
+
+    /// [`Database::write`] with a retry policy of its own.
+    pub(crate) async fn write_with<T, F, Fut>(&self, policy: RetryPolicy, mut work: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let Some(session) = &self.session else {
+            return work().await;
+        };
+        let mut session = session.lock().await;
+        // What was committed outside `write` goes first. If it conflicts,
+        // it cannot land: it is dropped so the database stays usable, and
+        // this call says so instead of running `work`.
+        if let Err(e) = session.publish().await {
+            if e.is_conflict() {
+                tracing::warn!(
+                    "changes to {} committed outside a write conflict and are dropped",
+                    session.url()
+                );
+                session.discard().await?;
+            }
+            return Err(e);
+        }
+        let mut attempt = 1;
+        loop {
+            session.refresh().await?;
+            let value = match work().await {
+                Ok(value) => value,
+                Err(e) => {
+                    if session.has_unpublished_changes()? {
+                        session.discard().await?;
+                    }
+                    return Err(e);
+                }
+            };
+            match session.publish().await {
+                Ok(_) => return Ok(value),
+                Err(e) if e.is_conflict() => {
+                    session.discard().await?;
+                    if attempt >= policy.max_attempts {
+                        return Err(Error::Conflict {
+                            url: session.url().to_string(),
+                            attempts: attempt,
+                        });
+                    }
+                    tracing::debug!("conflict on try {attempt} of {}; running again", session.url());
+                    tokio::time::sleep(policy.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 

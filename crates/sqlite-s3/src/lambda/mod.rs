@@ -4,7 +4,8 @@
 //!
 //! Around each invocation [`SyncLayer`]:
 //! 1. waits for the invocations before it in this process (one at a time
-//!    touches the database, even under `run_concurrent`);
+//!    touches the database, even under `run_concurrent`: it is
+//!    [`Database::write`] with the handler as the work);
 //! 2. refreshes the working copy: one conditional GET, nothing downloaded
 //!    when nothing changed;
 //! 3. runs the handler;
@@ -45,7 +46,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::sync::Mutex;
 use tower::{Layer, Service};
 
 pub use replay::Replay;
@@ -63,7 +63,6 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug, Clone)]
 pub struct SyncLayer<R = Once> {
     db: Arc<Database>,
-    lock: Arc<Mutex<()>>,
     rerun: R,
 }
 
@@ -76,14 +75,9 @@ pub struct Once;
 pub struct Rerun(RetryPolicy);
 
 impl SyncLayer<Once> {
-    /// A layer for `db`. Use one layer per database: its clones share the
-    /// lock that serializes invocations.
+    /// A layer for `db`.
     pub fn new(db: Arc<Database>) -> Self {
-        Self {
-            db,
-            lock: Arc::default(),
-            rerun: Once,
-        }
+        Self { db, rerun: Once }
     }
 
     /// Declares the handler safe to run again: on a conflict it re-runs on
@@ -93,7 +87,6 @@ impl SyncLayer<Once> {
     pub fn rerun_on_conflict(self, max_attempts: u32) -> SyncLayer<Rerun> {
         SyncLayer {
             db: self.db,
-            lock: self.lock,
             rerun: Rerun(RetryPolicy {
                 max_attempts: max_attempts.max(1),
                 ..RetryPolicy::default()
@@ -109,7 +102,6 @@ impl<S, R: Clone> Layer<S> for SyncLayer<R> {
         SyncService {
             inner,
             db: self.db.clone(),
-            lock: self.lock.clone(),
             rerun: self.rerun.clone(),
         }
     }
@@ -120,7 +112,6 @@ impl<S, R: Clone> Layer<S> for SyncLayer<R> {
 pub struct SyncService<S, R> {
     inner: S,
     db: Arc<Database>,
-    lock: Arc<Mutex<()>>,
     rerun: R,
 }
 
@@ -143,14 +134,13 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let (inner, db, lock) = self.take();
-        Box::pin(async move {
-            let _turn = lock.lock().await;
-            before(&db).await?;
-            let mut inner = inner;
-            let response = inner.call(request).await.map_err(Into::into);
-            after(&db, response).await.map_err(|(e, _)| e)
-        })
+        let (inner, db) = self.take();
+        let mut request = Some(request);
+        let once = RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        };
+        Box::pin(run(db, inner, once, move || request.take().expect("one try only")))
     }
 }
 
@@ -171,77 +161,57 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let (inner, db, lock) = self.take();
-        let policy = self.rerun.0;
-        Box::pin(async move {
-            let _turn = lock.lock().await;
-            let mut inner = inner;
-            let mut attempt = 1;
-            loop {
-                before(&db).await?;
-                std::future::poll_fn(|cx| inner.poll_ready(cx))
-                    .await
-                    .map_err(Into::into)?;
-                let response = inner.call(request.replay()).await.map_err(Into::into);
-                match after(&db, response).await {
-                    Ok(response) => return Ok(response),
-                    Err((e, true)) if attempt < policy.max_attempts => {
-                        tracing::debug!("conflict on try {attempt}; running the handler again: {e}");
-                        tokio::time::sleep(policy.backoff(attempt)).await;
-                        attempt += 1;
-                    }
-                    Err((e, _)) => return Err(e),
-                }
-            }
-        })
+        let (inner, db) = self.take();
+        Box::pin(run(db, inner, self.rerun.0, move || request.replay()))
     }
 }
 
 impl<S: Clone, R> SyncService<S, R> {
     /// The ready inner service (leaving a fresh clone in its place, as tower
-    /// asks), the database and the lock, for a call's future.
-    fn take(&mut self) -> (S, Arc<Database>, Arc<Mutex<()>>) {
+    /// asks) and the database, for a call's future.
+    fn take(&mut self) -> (S, Arc<Database>) {
         let clone = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, clone);
-        (ready, self.db.clone(), self.lock.clone())
+        (std::mem::replace(&mut self.inner, clone), self.db.clone())
     }
 }
 
-/// Before the handler: publishes what an earlier invocation left (after a
-/// store error whose outcome was unknown; normally nothing, and no
-/// request), then refreshes.
-async fn before(db: &Database) -> Result<(), BoxError> {
-    match db.publish().await {
-        Ok(_) => {}
-        Err(e) if e.is_conflict() => {
-            tracing::warn!("changes left by an earlier invocation conflict and are dropped: {e}");
-            db.discard().await?;
-        }
-        Err(e) => return Err(e.into()),
-    }
-    db.refresh().await?;
-    Ok(())
-}
-
-/// After the handler: publishes on success, throws the invocation's writes
-/// away on failure. The error says whether it was a conflict.
-async fn after<T>(db: &Database, response: Result<T, BoxError>) -> Result<T, (BoxError, bool)> {
-    let response = match response {
-        Ok(response) => response,
-        Err(e) => {
-            if db.has_unpublished_changes().await.map_err(|e| (e.into(), false))? {
-                db.discard().await.map_err(|e| (e.into(), false))?;
+/// One invocation: the handler as the work of [`Database::write`], so that
+/// it runs on the newest version, what it committed is published, or
+/// dropped when it fails, and conflicts follow `policy`. The handler's own
+/// errors come back as they were.
+async fn run<S, Req>(
+    db: Arc<Database>,
+    inner: S,
+    policy: RetryPolicy,
+    mut request: impl FnMut() -> Req + Send,
+) -> Result<S::Response, BoxError>
+where
+    S: Service<Req> + Clone + Send,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+{
+    let template = inner.clone();
+    let mut first = Some(inner);
+    let work = move || {
+        // The first try uses the service that was polled ready; a re-run a
+        // fresh clone, polled here.
+        let (mut service, ready) = match first.take() {
+            Some(service) => (service, true),
+            None => (template.clone(), false),
+        };
+        let request = request();
+        async move {
+            if !ready {
+                std::future::poll_fn(|cx| service.poll_ready(cx))
+                    .await
+                    .map_err(|e| Error::abort(e.into()))?;
             }
-            return Err((e, false));
+            service.call(request).await.map_err(|e| Error::abort(e.into()))
         }
     };
-    match db.publish().await {
-        Ok(_) => Ok(response),
-        Err(e) if e.is_conflict() => {
-            db.discard().await.map_err(|e| (e.into(), false))?;
-            let url = db.url().map(ToString::to_string).unwrap_or_default();
-            Err((Box::new(Error::Conflict { url, attempts: 1 }) as BoxError, true))
-        }
-        Err(e) => Err((e.into(), false)),
+    match db.write_with(policy, work).await {
+        Ok(response) => Ok(response),
+        Err(Error::Aborted(handler_error)) => Err(handler_error),
+        Err(e) => Err(e.into()),
     }
 }

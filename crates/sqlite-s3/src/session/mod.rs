@@ -175,18 +175,19 @@ impl Session {
 
     /// Whether the working copy differs from what was pulled or published.
     pub fn has_unpublished_changes(&self) -> Result<bool> {
-        let hash = if self.options.shared {
-            let Some(snapshot) = self.snapshot()? else {
-                return Ok(false);
-            };
-            let hashed = sqlite::hash_file(&snapshot.path);
-            remove_database(&snapshot.path)?;
-            hashed?.0
-        } else {
+        if !self.options.shared {
             sqlite::checkpoint(self.connection())?;
-            sqlite::hash_file(&self.slot.db_path())?.0
+            let db = self.slot.db_path();
+            let (hash, _) = sqlite::hash_file(&db)?;
+            return needs_publishing(&self.slot, &db, hash);
+        }
+        let Some(snapshot) = self.snapshot()? else {
+            return Ok(false);
         };
-        Ok(self.slot.state.pulled_hash.as_deref() != Some(hash.to_hex().as_str()))
+        let answer =
+            sqlite::hash_file(&snapshot.path).and_then(|(hash, _)| needs_publishing(&self.slot, &snapshot.path, hash));
+        remove_database(&snapshot.path)?;
+        answer
     }
 
     /// Brings the working copy up to date: one conditional GET, and a download
@@ -246,6 +247,9 @@ impl Session {
     /// whether anything was uploaded, and the file's size.
     async fn publish_file(&mut self, file: &Path) -> Result<(bool, u64)> {
         let (hash, bytes) = sqlite::hash_file(file)?;
+        if self.slot.state.publishing.is_none() && !needs_publishing(&self.slot, file, hash)? {
+            return Ok((false, bytes));
+        }
         let layout = self.layout();
         self.slot.state.layout = Some(layout);
         let uploaded = publish::publish_slot(
@@ -487,6 +491,16 @@ impl Drop for Session {
             );
         }
     }
+}
+
+/// Whether `file`, whose content hash is `hash`, holds something to
+/// publish: it differs from what was pulled, and it is not a blank file
+/// standing for a database that does not exist remotely.
+pub(crate) fn needs_publishing(slot: &Slot, file: &Path, hash: blake3::Hash) -> Result<bool> {
+    if slot.state.pulled_hash.as_deref() == Some(hash.to_hex().as_str()) {
+        return Ok(false);
+    }
+    Ok(slot.state.version.is_some() || !sqlite::is_blank(file)?)
 }
 
 /// Checks that a download is a sound SQLite database.

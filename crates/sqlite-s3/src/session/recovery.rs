@@ -47,7 +47,7 @@ pub(crate) async fn settle(slot: &mut Slot, remote: &Remote, options: &Options) 
             slot.state.pulled_hash = Some(installing.hash);
         }
         publish::resolve_in_flight(slot, remote, layout).await?;
-        if slot.state.pulled_hash.as_deref() != Some(hex.as_str()) {
+        if super::needs_publishing(slot, &db, hash)? {
             handle_pending(slot, remote, layout, options, hash).await?;
         }
     }

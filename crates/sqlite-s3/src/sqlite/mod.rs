@@ -71,6 +71,25 @@ pub fn checkpoint(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// Whether a database file holds nothing: no bytes at all, or no table,
+/// index, view or trigger and no `user_version` or `application_id`. A
+/// driver that only opened a new database (sqlx switching it to WAL mode)
+/// leaves such a file, and there is nothing in it to create a remote
+/// database for.
+pub fn is_blank(path: &Path) -> Result<bool> {
+    if std::fs::metadata(path).map_err(Error::io("reading", path))?.len() == 0 {
+        return Ok(true);
+    }
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    Ok(conn.query_row(
+        "SELECT (SELECT count(*) FROM sqlite_master) = 0 \
+            AND (SELECT user_version FROM pragma_user_version) = 0 \
+            AND (SELECT application_id FROM pragma_application_id) = 0",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
 /// Reads the first `n` bytes of a file (fewer if it is shorter).
 pub fn read_head(path: &Path, n: usize) -> Result<Vec<u8>> {
     let file = std::fs::File::open(path).map_err(Error::io("reading", path))?;
