@@ -74,6 +74,31 @@ pub enum Error {
         reason: String,
     },
 
+    /// Another process holds the database's lease ([`crate::lease`]) and
+    /// kept it for as long as we were willing to wait.
+    #[error(
+        "the lease on {url} is held by {owner} for {expires_in_secs} more seconds: wait for it to be released \
+         or to expire, then try again"
+    )]
+    LeaseHeld {
+        /// The database URL.
+        url: String,
+        /// The holder's name, as it gave it.
+        owner: String,
+        /// How long the lease runs still, by the holder's last renewal.
+        expires_in_secs: u64,
+    },
+
+    /// Our lease on the database expired or was taken over: nothing is
+    /// published under it any more.
+    #[error("the lease on {url} is lost ({reason}); nothing was published: acquire it again and redo the work")]
+    LeaseLost {
+        /// The database URL.
+        url: String,
+        /// What happened.
+        reason: String,
+    },
+
     /// The store could not be reached, or failed in a way that may pass.
     #[error(
         "could not reach the store for {url} ({operation}): {detail}. Check the \

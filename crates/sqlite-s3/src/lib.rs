@@ -48,6 +48,7 @@ pub mod history;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod layout;
+pub mod lease;
 mod location;
 mod options;
 pub mod progress;

@@ -21,6 +21,7 @@ use tokio::sync::Mutex;
 pub use target::Target;
 
 use crate::error::{Error, Result};
+use crate::lease::Lease;
 use crate::location::DatabaseUrl;
 use crate::options::{Options, RetryPolicy};
 use crate::session::{PublishOutcome, RefreshOutcome, Session};
@@ -36,6 +37,8 @@ pub struct Database {
     /// `None` for a local file.
     session: Option<Mutex<Session>>,
     retry: RetryPolicy,
+    /// A lease every publish must confirm first.
+    lease: std::sync::Mutex<Option<Lease>>,
 }
 
 impl Database {
@@ -69,6 +72,7 @@ impl Database {
                 target,
                 session: None,
                 retry: options.retry,
+                lease: std::sync::Mutex::default(),
             }),
             Target::Remote(url) => {
                 let options = options.clone().shared_working_copy(true);
@@ -78,6 +82,7 @@ impl Database {
                     target,
                     session: Some(Mutex::new(session)),
                     retry: options.retry,
+                    lease: std::sync::Mutex::default(),
                 })
             }
         }
@@ -110,9 +115,57 @@ impl Database {
     /// stay in the working copy: [`Database::discard`] drops them.
     pub async fn publish(&self) -> Result<PublishOutcome> {
         match &self.session {
-            Some(session) => session.lock().await.publish().await,
+            Some(session) => self.publish_locked(&mut *session.lock().await).await,
             None => Ok(PublishOutcome::Unchanged),
         }
+    }
+
+    /// Publishes, first confirming the lease if one is attached and there
+    /// is something to publish.
+    async fn publish_locked(&self, session: &mut Session) -> Result<PublishOutcome> {
+        let lease = self.lease.lock().expect("lease slot").clone();
+        if let Some(lease) = lease {
+            if lease.is_released() {
+                *self.lease.lock().expect("lease slot") = None;
+            } else if session.has_unpublished_changes()? {
+                lease.confirm().await?;
+            }
+        }
+        session.publish().await
+    }
+
+    /// Acquires the database's exclusive lease ([`crate::lease`]) as `owner`
+    /// for `ttl`, waiting up to `wait` for another holder; keeps it renewed
+    /// in the background; and from now on confirms it before every publish,
+    /// so that if it is lost nothing is published. [`Lease::release`] it
+    /// when done; publishes are then unconditional on it again.
+    ///
+    /// # Failure
+    /// [`Error::InvalidState`] for a local file, which has no store to hold
+    /// a lease; the errors of [`Lease::acquire`].
+    pub async fn acquire_lease(
+        &self,
+        owner: &str,
+        ttl: std::time::Duration,
+        wait: std::time::Duration,
+    ) -> Result<Lease> {
+        let Some(session) = &self.session else {
+            return Err(Error::InvalidState(format!(
+                "{} is a local file: a lease needs a store URL",
+                self.target
+            )));
+        };
+        let remote = session.lock().await.remote().clone();
+        let lease = Lease::acquire(&remote, owner, ttl, wait).await?;
+        lease.keep_renewed();
+        self.attach_lease(lease.clone());
+        Ok(lease)
+    }
+
+    /// Makes every publish confirm `lease` first (acquired with
+    /// [`Lease::acquire`], renewed by you).
+    pub fn attach_lease(&self, lease: Lease) {
+        *self.lease.lock().expect("lease slot") = Some(lease);
     }
 
     /// Brings the working copy up to date (one conditional GET); open
@@ -174,7 +227,7 @@ impl Database {
         // What was committed outside `write` goes first. If it conflicts,
         // it cannot land: it is dropped so the database stays usable, and
         // this call says so instead of running `work`.
-        if let Err(e) = session.publish().await {
+        if let Err(e) = self.publish_locked(&mut session).await {
             if e.is_conflict() {
                 tracing::warn!(
                     "changes to {} committed outside a write conflict and are dropped",
@@ -196,8 +249,13 @@ impl Database {
                     return Err(e);
                 }
             };
-            match session.publish().await {
+            match self.publish_locked(&mut session).await {
                 Ok(_) => return Ok(value),
+                Err(e @ Error::LeaseLost { .. }) => {
+                    // Not ours to publish any more, and not to be re-run.
+                    session.discard().await?;
+                    return Err(e);
+                }
                 Err(e) if e.is_conflict() => {
                     session.discard().await?;
                     if attempt >= policy.max_attempts {

@@ -156,6 +156,11 @@ impl Session {
         self.remote.url()
     }
 
+    /// The store and key of the database.
+    pub fn remote(&self) -> &Remote {
+        &self.remote
+    }
+
     /// The working copy: an ordinary SQLite file.
     pub fn working_copy(&self) -> PathBuf {
         self.slot.db_path()

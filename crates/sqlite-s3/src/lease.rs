@@ -1,0 +1,346 @@
+//! Exclusive leases, for work that must not be re-run (side effects, long
+//! batches): one process at a time holds a database's lease, and a holder
+//! whose lease expired or was taken over publishes nothing.
+//!
+//! The lease is the object `KEY.sqlite-s3-lease`, a small JSON record:
+//! owner, a random token, a fencing number, and the time it expires. Every
+//! change to it is conditional, so it needs only what every supported store
+//! offers:
+//! - **acquire**: create it with `If-None-Match: *` (fencing number 1), or,
+//!   when it is released or expired, overwrite it with `If-Match: <the ETag
+//!   read>` and the fencing number plus one. Of racing processes exactly one
+//!   write succeeds; the others read again and find it held.
+//! - **renew**: overwrite it with `If-Match: <our last ETag>`. A failed
+//!   condition means someone took it over: the lease is lost for good.
+//! - **release**: the same, marking it released. Nothing is ever deleted.
+//!
+//! The holder's own view of expiry runs on its monotonic clock from the
+//! moment it sent its last successful renewal, so a process that was frozen
+//! (a Lambda sandbox between invocations, a stopped process) finds on
+//! waking that its lease has run out, without asking anyone. Other
+//! processes judge expiry by wall clock, and wait [`CLOCK_SKEW`] longer, so
+//! clocks may disagree by that much.
+//!
+//! Before every publish of a [`Database`](crate::Database) holding a lease
+//! ([`Database::acquire_lease`](crate::Database::acquire_lease)), the lease
+//! is confirmed: the holder's clock must leave it time, and a renewal (one
+//! conditional PUT) must succeed. A holder that lost it gets
+//! [`Error::LeaseLost`] and publishes nothing; the fencing number of a
+//! later holder is named in the error.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use object_store::path::Path;
+use object_store::{GetOptions, ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::store::Remote;
+
+/// How much later than its holder said other processes take a lease for
+/// expired: the clock difference between machines the protocol tolerates.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(2);
+
+/// The lease record, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    owner: String,
+    token: String,
+    fence: u64,
+    /// Milliseconds since the Unix epoch, by the holder's clock.
+    expires_at_ms: u64,
+    released: bool,
+}
+
+/// What we know of a lease we hold.
+#[derive(Debug)]
+struct Held {
+    etag: String,
+    record: Record,
+    /// By our monotonic clock: when it runs out.
+    valid_until: Instant,
+    /// Why it is lost, once it is.
+    lost: Option<String>,
+    released: bool,
+}
+
+/// A lease held on a database. Renew it ([`Lease::renew`]) more often than
+/// its time to live, or let [`Lease::keep_renewed`] do it; release it when
+/// done. Dropping it without releasing leaves it to expire.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    remote: Remote,
+    key: Path,
+    ttl: Duration,
+    held: Mutex<Held>,
+    /// One write of the lease at a time: two renewals from the same ETag
+    /// would see each other as a takeover.
+    writing: tokio::sync::Mutex<()>,
+}
+
+impl Lease {
+    /// Acquires the lease of the database `remote` names, for `ttl`, as
+    /// `owner` (a name for error messages: host, function, job). Waits up to
+    /// `wait` for a holder to release it or for it to expire.
+    ///
+    /// # Failure
+    /// [`Error::LeaseHeld`] when someone else still holds it after `wait`;
+    /// store errors.
+    pub async fn acquire(remote: &Remote, owner: &str, ttl: Duration, wait: Duration) -> Result<Self> {
+        let key = Path::from(format!("{}.sqlite-s3-lease", remote.key()));
+        let deadline = Instant::now() + wait;
+        loop {
+            let current = read(remote, &key).await?;
+            let fence = match &current {
+                None => 1,
+                Some((record, _)) if record.released || expired(record) => record.fence + 1,
+                Some((record, _)) => {
+                    let left = record.expires_at_ms.saturating_sub(now_ms()) / 1000;
+                    if Instant::now() >= deadline {
+                        return Err(Error::LeaseHeld {
+                            url: remote.url().to_string(),
+                            owner: record.owner.clone(),
+                            expires_in_secs: left + CLOCK_SKEW.as_secs(),
+                        });
+                    }
+                    let pause = Duration::from_millis(100 + fastrand::u64(..200));
+                    tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
+                    continue;
+                }
+            };
+            let record = Record {
+                owner: owner.to_string(),
+                token: format!("{:016x}", fastrand::u64(..)),
+                fence,
+                expires_at_ms: 0,
+                released: false,
+            };
+            let mode = match &current {
+                None => PutMode::Create,
+                Some((_, etag)) => update(etag),
+            };
+            if let Some(held) = write(remote, &key, record, ttl, mode).await? {
+                tracing::debug!("lease on {} acquired by {owner}, fence {fence}", remote.url());
+                return Ok(Self {
+                    shared: Arc::new(Shared {
+                        remote: remote.clone(),
+                        key,
+                        ttl,
+                        held: Mutex::new(held),
+                        writing: tokio::sync::Mutex::new(()),
+                    }),
+                });
+            }
+            // Someone else wrote it first: read it again.
+        }
+    }
+
+    /// The fencing number: higher for every new holder.
+    pub fn fence(&self) -> u64 {
+        self.shared.held.lock().expect("lease state").record.fence
+    }
+
+    /// The database URL.
+    pub fn url(&self) -> String {
+        self.shared.remote.url().to_string()
+    }
+
+    /// Extends the lease by its time to live, with a conditional write.
+    ///
+    /// # Failure
+    /// [`Error::LeaseLost`] when it expired by our clock, was taken over or
+    /// was released; store errors (the lease then stays valid until its
+    /// time runs out, and a later renewal may still succeed).
+    pub async fn renew(&self) -> Result<()> {
+        let _writing = self.shared.writing.lock().await;
+        let (etag, record) = {
+            let held = self.shared.held.lock().expect("lease state");
+            self.usable(&held)?;
+            (held.etag.clone(), held.record.clone())
+        };
+        let shared = &self.shared;
+        match write(&shared.remote, &shared.key, record, shared.ttl, update(&etag)).await? {
+            Some(renewed) => {
+                *shared.held.lock().expect("lease state") = renewed;
+                Ok(())
+            }
+            None => {
+                let reason = match read(&shared.remote, &shared.key).await {
+                    Ok(Some((now, _))) => format!("taken over by {} with fence {}", now.owner, now.fence),
+                    _ => "taken over".to_string(),
+                };
+                self.shared.held.lock().expect("lease state").lost = Some(reason.clone());
+                Err(self.lost(reason))
+            }
+        }
+    }
+
+    /// Confirms, just before a publish, that the lease is still ours: our
+    /// clock must leave it at least a tenth of its time to live, and a
+    /// renewal must succeed.
+    ///
+    /// # Failure
+    /// As [`Lease::renew`].
+    pub async fn confirm(&self) -> Result<()> {
+        {
+            let held = self.shared.held.lock().expect("lease state");
+            self.usable(&held)?;
+            if Instant::now() + self.shared.ttl / 10 >= held.valid_until {
+                return Err(self.lost("it expired by this process's clock".into()));
+            }
+        }
+        self.renew().await
+    }
+
+    /// Renews the lease every third of its time to live until it is
+    /// released, lost, or every clone is dropped. Store errors are retried
+    /// at the next turn.
+    pub fn keep_renewed(&self) {
+        let weak = Arc::downgrade(&self.shared);
+        let every = self.shared.ttl / 3;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(shared) = weak.upgrade() else { return };
+                let lease = Lease { shared };
+                match lease.renew().await {
+                    Ok(()) => {}
+                    Err(Error::LeaseLost { reason, .. }) => {
+                        tracing::debug!("stopped renewing the lease on {}: {reason}", lease.url());
+                        return;
+                    }
+                    Err(e) => tracing::warn!("renewing the lease on {} failed, will retry: {e}", lease.url()),
+                }
+            }
+        });
+    }
+
+    /// Releases the lease, so the next process need not wait for it to
+    /// expire.
+    ///
+    /// # Failure
+    /// [`Error::LeaseLost`] when it was no longer ours (nothing is changed
+    /// then); store errors.
+    pub async fn release(&self) -> Result<()> {
+        let _writing = self.shared.writing.lock().await;
+        let (etag, mut record) = {
+            let held = self.shared.held.lock().expect("lease state");
+            self.usable(&held)?;
+            (held.etag.clone(), held.record.clone())
+        };
+        record.released = true;
+        let shared = &self.shared;
+        match write(&shared.remote, &shared.key, record, Duration::ZERO, update(&etag)).await? {
+            Some(_) => {
+                let mut held = shared.held.lock().expect("lease state");
+                held.released = true;
+                Ok(())
+            }
+            None => Err(self.lost("taken over before it was released".into())),
+        }
+    }
+
+    /// Whether the lease was released.
+    pub fn is_released(&self) -> bool {
+        self.shared.held.lock().expect("lease state").released
+    }
+
+    fn usable(&self, held: &Held) -> Result<()> {
+        if let Some(reason) = &held.lost {
+            return Err(self.lost(reason.clone()));
+        }
+        if held.released {
+            return Err(self.lost("it was released".into()));
+        }
+        if Instant::now() >= held.valid_until {
+            return Err(self.lost("it expired by this process's clock".into()));
+        }
+        Ok(())
+    }
+
+    fn lost(&self, reason: String) -> Error {
+        Error::LeaseLost {
+            url: self.url(),
+            reason,
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Whether others may take the lease: past its expiry by our clock, with
+/// [`CLOCK_SKEW`] to spare.
+fn expired(record: &Record) -> bool {
+    now_ms() >= record.expires_at_ms + CLOCK_SKEW.as_millis() as u64
+}
+
+fn update(etag: &str) -> PutMode {
+    PutMode::Update(UpdateVersion {
+        e_tag: Some(etag.to_string()),
+        version: None,
+    })
+}
+
+/// The lease record and its ETag, if there is one.
+async fn read(remote: &Remote, key: &Path) -> Result<Option<(Record, String)>> {
+    let url = remote.url().to_string();
+    match remote.store().get_opts(key, GetOptions::default()).await {
+        Ok(result) => {
+            let etag = result
+                .meta
+                .e_tag
+                .clone()
+                .ok_or_else(|| Error::InvalidState(format!("the store returned no ETag for the lease of {url}")))?;
+            let bytes = result.bytes().await.map_err(|e| remote.error("reading the lease", e))?;
+            let record = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+                url: url.clone(),
+                reason: format!("the lease object {key} does not parse ({e}); delete it to reset the lease"),
+            })?;
+            Ok(Some((record, etag)))
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(remote.error("reading the lease", e)),
+    }
+}
+
+/// Writes `record`, expiring `ttl` from now, under `mode`. `None` when the
+/// condition failed.
+async fn write(remote: &Remote, key: &Path, mut record: Record, ttl: Duration, mode: PutMode) -> Result<Option<Held>> {
+    // Our clock starts before the request: the lease runs out for us no
+    // later than for anyone else.
+    let sent = Instant::now();
+    record.expires_at_ms = now_ms() + ttl.as_millis() as u64;
+    let body = serde_json::to_vec(&record).expect("a lease record serializes");
+    match remote
+        .store()
+        .put_opts(key, PutPayload::from(body), PutOptions::from(mode))
+        .await
+    {
+        Ok(result) => {
+            let etag = result.e_tag.ok_or_else(|| {
+                Error::InvalidState(format!("the store returned no ETag for the lease of {}", remote.url()))
+            })?;
+            Ok(Some(Held {
+                etag,
+                record,
+                valid_until: sent + ttl,
+                lost: None,
+                released: false,
+            }))
+        }
+        Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => Ok(None),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(remote.error("writing the lease", e)),
+    }
+}

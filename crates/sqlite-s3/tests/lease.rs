@@ -1,0 +1,216 @@
+//! Leases: one holder at a time, expiry after a crash, and a stale holder
+//! (frozen, then thawed) that publishes nothing.
+
+mod support;
+
+use std::time::Duration;
+
+use sqlite_s3::lease::{CLOCK_SKEW, Lease};
+use sqlite_s3::{Database, Error, Remote, Session};
+use support::{Backend, Kind};
+
+on_every_store!(
+    racing_processes_never_both_hold_it,
+    a_crashed_holders_lease_expires,
+    a_released_lease_is_taken_at_once_with_a_higher_fence,
+    renewals_keep_it_held,
+    a_thawed_holder_whose_lease_was_taken_over_publishes_nothing,
+    a_holder_past_its_time_publishes_nothing_even_if_nobody_took_over,
+    a_holder_whose_lease_was_taken_over_early_is_fenced_off,
+);
+
+const TTL: Duration = Duration::from_millis(800);
+
+fn remote(backend: &Backend, name: &str) -> Remote {
+    Remote::connect(&backend.url(name), &backend.store_options()).unwrap()
+}
+
+/// Waits until a lease of `TTL` taken now has expired for everyone.
+async fn outlive_the_lease() {
+    tokio::time::sleep(TTL + CLOCK_SKEW + Duration::from_millis(300)).await;
+}
+
+async fn racing_processes_never_both_hold_it(backend: Backend) {
+    let tries: Vec<_> = (0..6)
+        .map(|i| {
+            let remote = remote(&backend, "app.db");
+            tokio::spawn(async move {
+                Lease::acquire(&remote, &format!("worker-{i}"), Duration::from_secs(30), Duration::ZERO).await
+            })
+        })
+        .collect();
+    let mut held = Vec::new();
+    for t in tries {
+        match t.await.unwrap() {
+            Ok(lease) => held.push(lease),
+            Err(Error::LeaseHeld { owner, url, .. }) => {
+                assert!(owner.starts_with("worker-"));
+                assert_eq!(url, backend.url("app.db"));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(held.len(), 1, "exactly one holder");
+    assert_eq!(held[0].fence(), 1);
+    let err = Lease::acquire(&remote(&backend, "app.db"), "late", TTL, Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("is held by worker-"), "{err}");
+}
+
+async fn a_crashed_holders_lease_expires(backend: Backend) {
+    let crashed = Lease::acquire(&remote(&backend, "app.db"), "crashed", TTL, Duration::ZERO)
+        .await
+        .unwrap();
+    drop(crashed); // never renewed, never released
+    let next = Lease::acquire(&remote(&backend, "app.db"), "next", TTL, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(next.fence(), 2);
+}
+
+async fn a_released_lease_is_taken_at_once_with_a_higher_fence(backend: Backend) {
+    let first = Lease::acquire(
+        &remote(&backend, "app.db"),
+        "first",
+        Duration::from_secs(30),
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    first.release().await.unwrap();
+    assert!(matches!(first.renew().await, Err(Error::LeaseLost { .. })));
+    let second = Lease::acquire(
+        &remote(&backend, "app.db"),
+        "second",
+        Duration::from_secs(30),
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    assert_eq!(second.fence(), 2);
+    // Releasing a lease that is no longer ours changes nothing.
+    assert!(matches!(first.release().await, Err(Error::LeaseLost { .. })));
+    second.renew().await.unwrap();
+}
+
+async fn renewals_keep_it_held(backend: Backend) {
+    let db = Database::open(&backend.url("app.db"), &backend.options())
+        .await
+        .unwrap();
+    let lease = db.acquire_lease("keeper", TTL, Duration::ZERO).await.unwrap();
+    outlive_the_lease().await;
+    outlive_the_lease().await;
+    let err = Lease::acquire(&remote(&backend, "app.db"), "other", TTL, Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::LeaseHeld { .. }), "{err}");
+    lease.confirm().await.unwrap();
+    lease.release().await.unwrap();
+    db.close().await.unwrap();
+}
+
+fn insert(db: &Database, value: &str) {
+    let conn = rusqlite::Connection::open(db.path()).unwrap();
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS t(x TEXT)").unwrap();
+    conn.execute("INSERT INTO t VALUES (?1)", [value]).unwrap();
+}
+
+async fn rows(backend: &Backend) -> Vec<String> {
+    let db = Session::open(&backend.url("app.db"), &backend.options()).await.unwrap();
+    let mut stmt = db.connection().prepare("SELECT x FROM t ORDER BY rowid").unwrap();
+    let rows = stmt.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect();
+    drop(stmt);
+    db.close().await.unwrap();
+    rows
+}
+
+async fn a_thawed_holder_whose_lease_was_taken_over_publishes_nothing(backend: Backend) {
+    let url = backend.url("app.db");
+    let stale = Database::open(&url, &backend.options()).await.unwrap();
+    // Held without background renewal: the process is about to freeze.
+    let lease = Lease::acquire(&remote(&backend, "app.db"), "frozen", TTL, Duration::ZERO)
+        .await
+        .unwrap();
+    stale.attach_lease(lease.clone());
+    insert(&stale, "stale");
+    outlive_the_lease().await; // frozen
+
+    let successor = Database::open(&url, &backend.options()).await.unwrap();
+    let taken = successor.acquire_lease("successor", TTL, Duration::ZERO).await.unwrap();
+    assert_eq!(taken.fence(), 2);
+    insert(&successor, "successor");
+    successor.publish().await.unwrap();
+
+    // Thawed: its publish is refused, and names who took over.
+    let err = stale.publish().await.unwrap_err();
+    let Error::LeaseLost { reason, .. } = &err else {
+        panic!("expected LeaseLost, got {err}");
+    };
+    assert!(reason.contains("expired") || reason.contains("successor"), "{reason}");
+    assert!(matches!(lease.renew().await, Err(Error::LeaseLost { .. })));
+    // A write under the lost lease is dropped, not re-run.
+    let err = stale.write(|| async { Ok(()) }).await.unwrap_err();
+    assert!(matches!(err, Error::LeaseLost { .. } | Error::Conflict { .. }), "{err}");
+
+    assert_eq!(rows(&backend).await, ["successor"]);
+    taken.release().await.unwrap();
+    successor.close().await.unwrap();
+}
+
+async fn a_holder_past_its_time_publishes_nothing_even_if_nobody_took_over(backend: Backend) {
+    let url = backend.url("app.db");
+    let db = Database::open(&url, &backend.options()).await.unwrap();
+    insert(&db, "before");
+    db.publish().await.unwrap();
+    let lease = Lease::acquire(&remote(&backend, "app.db"), "slow", TTL, Duration::ZERO)
+        .await
+        .unwrap();
+    db.attach_lease(lease);
+    insert(&db, "late");
+    tokio::time::sleep(TTL).await;
+    let err = db.publish().await.unwrap_err();
+    assert!(err.to_string().contains("expired by this process's clock"), "{err}");
+    assert_eq!(rows(&backend).await, ["before"]);
+    // Nothing is lost locally: the change is still there to publish or drop.
+    assert!(db.has_unpublished_changes().await.unwrap());
+}
+
+async fn a_holder_whose_lease_was_taken_over_early_is_fenced_off(backend: Backend) {
+    let url = backend.url("app.db");
+    let db = Database::open(&url, &backend.options()).await.unwrap();
+    let lease = Lease::acquire(
+        &remote(&backend, "app.db"),
+        "holder",
+        Duration::from_secs(60),
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    db.attach_lease(lease.clone());
+    insert(&db, "mine");
+    // A successor whose clock ran far ahead takes the lease while this
+    // holder's own clock still gives it most of a minute.
+    let record = serde_json::json!({
+        "owner": "intruder", "token": "t", "fence": 2, "expires_at_ms": u64::MAX / 2, "released": false
+    });
+    backend
+        .raw_put("app.db.sqlite-s3-lease", serde_json::to_vec(&record).unwrap())
+        .await;
+    let err = db.publish().await.unwrap_err();
+    assert!(err.to_string().contains("taken over by intruder with fence 2"), "{err}");
+    assert!(backend.raw_get("app.db").await.is_none(), "nothing was published");
+    // Lost for good, even for a renewal.
+    assert!(matches!(lease.renew().await, Err(Error::LeaseLost { .. })));
+}
+
+#[tokio::test]
+async fn a_local_file_has_no_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().join("x.db").to_str().unwrap(), &sqlite_s3::Options::new())
+        .await
+        .unwrap();
+    let err = db.acquire_lease("me", TTL, Duration::ZERO).await.unwrap_err();
+    assert!(err.to_string().contains("needs a store URL"), "{err}");
+    let _ = Kind::File;
+}
