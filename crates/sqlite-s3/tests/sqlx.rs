@@ -71,6 +71,23 @@ async fn a_pool_writes_and_another_machine_reads_it_back(backend: Backend) {
     elsewhere.close().await.unwrap();
 }
 
+/// A database with table `t` open on a pool, and then, published by
+/// another writer, the row 'theirs', which the pool's copy lacks.
+async fn stale_after_their_insert(backend: &Backend) -> (String, Database, SqlitePool) {
+    let url = backend.url("app.db");
+    let db = Database::open(&url, &backend.options()).await.unwrap();
+    let pool = pool_of(&db).await;
+    sqlx::query("CREATE TABLE t(x)").execute(&pool).await.unwrap();
+    db.publish().await.unwrap();
+    let mut other = Session::open(&url, &backend.options()).await.unwrap();
+    other
+        .transaction(|tx| Ok(tx.execute("INSERT INTO t VALUES ('theirs')", []).map(|_| ())?))
+        .await
+        .unwrap();
+    other.close().await.unwrap();
+    (url, db, pool)
+}
+
 async fn pool_of(db: &Database) -> SqlitePool {
     pool(db).await.unwrap()
 }
@@ -175,18 +192,7 @@ async fn a_refresh_shows_in_the_pool(backend: Backend) {
 }
 
 async fn a_conflict_leaves_the_pool_usable_after_discard(backend: Backend) {
-    let url = backend.url("app.db");
-    let db = Database::open(&url, &backend.options()).await.unwrap();
-    let pool = pool_of(&db).await;
-    sqlx::query("CREATE TABLE t(x)").execute(&pool).await.unwrap();
-    db.publish().await.unwrap();
-
-    let mut other = Session::open(&url, &backend.options()).await.unwrap();
-    other
-        .transaction(|tx| Ok(tx.execute("INSERT INTO t VALUES ('theirs')", []).map(|_| ())?))
-        .await
-        .unwrap();
-    other.close().await.unwrap();
+    let (url, db, pool) = stale_after_their_insert(&backend).await;
 
     sqlx::query("INSERT INTO t VALUES ('mine')")
         .execute(&pool)
@@ -319,17 +325,7 @@ async fn writes_from_two_machines_each_land_exactly_once(backend: Backend) {
 }
 
 async fn changes_outside_write_that_conflict_are_reported_and_dropped(backend: Backend) {
-    let url = backend.url("app.db");
-    let db = Database::open(&url, &backend.options()).await.unwrap();
-    let pool = pool_of(&db).await;
-    sqlx::query("CREATE TABLE t(x)").execute(&pool).await.unwrap();
-    db.publish().await.unwrap();
-    let mut other = Session::open(&url, &backend.options()).await.unwrap();
-    other
-        .transaction(|tx| Ok(tx.execute("INSERT INTO t VALUES ('theirs')", []).map(|_| ())?))
-        .await
-        .unwrap();
-    other.close().await.unwrap();
+    let (_, db, pool) = stale_after_their_insert(&backend).await;
 
     // Committed through the pool, outside any write, on a stale copy.
     sqlx::query("INSERT INTO t VALUES ('stray')")

@@ -430,6 +430,26 @@ impl Session {
     /// The body of [`Session::replace_working_copy`], with no connection open.
     fn install(&mut self, download: Option<&Path>, pulled: Option<(RemoteVersion, blake3::Hash)>) -> Result<()> {
         let db = self.slot.db_path();
+        let (source, version, hash) = self.announce_install(download, pulled)?;
+        for side in sqlite::side_files(&db) {
+            remove_file(&side)?;
+        }
+        std::fs::rename(&source, &db).map_err(Error::io("renaming into place", &db))?;
+        let state = &mut self.slot.state;
+        (state.version, state.pulled_hash) = (version, Some(hash));
+        (state.installing, state.publishing) = (None, None);
+        self.slot.save()
+    }
+
+    /// The file to install (`download`, or a new empty file) and what it
+    /// is, recorded in the slot state before anything is replaced, so that a
+    /// crash before the state says it is installed is not taken for local
+    /// changes.
+    fn announce_install(
+        &mut self,
+        download: Option<&Path>,
+        pulled: Option<(RemoteVersion, blake3::Hash)>,
+    ) -> Result<(PathBuf, Option<RemoteVersion>, String)> {
         let (source, version, hash) = match (download, pulled) {
             (Some(file), Some((version, hash))) => (file.to_path_buf(), Some(version), hash),
             _ => {
@@ -439,21 +459,12 @@ impl Session {
             }
         };
         let hash = hash.to_hex().to_string();
-        // Say what is being installed before the rename, so that a crash
-        // between the rename and the save is not taken for local changes.
         self.slot.state.installing = Some(Installing {
             version: version.clone(),
             hash: hash.clone(),
         });
         self.slot.save()?;
-        for side in sqlite::side_files(&db) {
-            remove_file(&side)?;
-        }
-        std::fs::rename(&source, &db).map_err(Error::io("renaming into place", &db))?;
-        let state = &mut self.slot.state;
-        (state.version, state.pulled_hash) = (version, Some(hash));
-        (state.installing, state.publishing) = (None, None);
-        self.slot.save()
+        Ok((source, version, hash))
     }
 
     fn connect(&mut self) -> Result<()> {

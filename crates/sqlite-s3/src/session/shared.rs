@@ -22,7 +22,6 @@ use std::sync::atomic::Ordering;
 use rusqlite::Connection;
 
 use super::Session;
-use crate::cache::state::Installing;
 use crate::error::{Error, Result};
 use crate::layout::RemoteVersion;
 use crate::sqlite;
@@ -64,20 +63,7 @@ impl Session {
         download: Option<&Path>,
         pulled: Option<(RemoteVersion, blake3::Hash)>,
     ) -> Result<()> {
-        let (source, version, hash) = match (download, pulled) {
-            (Some(file), Some((version, hash))) => (file.to_path_buf(), Some(version), hash),
-            _ => {
-                let empty = self.slot.download_path();
-                std::fs::write(&empty, b"").map_err(Error::io("creating", &empty))?;
-                (empty, None, blake3::hash(b""))
-            }
-        };
-        let hash = hash.to_hex().to_string();
-        self.slot.state.installing = Some(Installing {
-            version: version.clone(),
-            hash: hash.clone(),
-        });
-        self.slot.save()?;
+        let (source, version, hash) = self.announce_install(download, pulled)?;
         let conn = self.conn.as_mut().expect("a shared session keeps its connection");
         sqlite::restore(conn, &source)?;
         super::remove_database(&source)?;
