@@ -213,3 +213,43 @@ on_stores!(
     a_conflict_fails_the_invocation_and_a_failure_leaves_no_trace,
     a_handler_declared_safe_is_rerun_on_conflict
 );
+
+/// Many invocations at once in one process (as under `run_concurrent`):
+/// each reads a counter and writes it back plus one. Taking turns, none is
+/// lost and none conflicts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn invocations_in_one_process_take_turns() {
+    use lambda_runtime::tower::ServiceExt;
+    if std::env::var_os(CHILD).is_some() {
+        return;
+    }
+    let backend = Backend::new(Kind::File).unwrap();
+    let db = Arc::new(
+        Database::open(&backend.url("turns.db"), &backend.options())
+            .await
+            .unwrap(),
+    );
+    let path = db.path().to_path_buf();
+    let handler = service_fn(move |_: u32| {
+        let path = path.clone();
+        async move {
+            let conn = rusqlite::Connection::open(&path)?;
+            conn.busy_timeout(Duration::from_secs(10))?;
+            conn.execute_batch("CREATE TABLE IF NOT EXISTS counter(n INTEGER); INSERT INTO counter SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM counter)")?;
+            let n: i64 = conn.query_row("SELECT n FROM counter", [], |r| r.get(0))?;
+            tokio::time::sleep(Duration::from_millis(2)).await; // let others in, if they could
+            conn.execute("UPDATE counter SET n = ?1", [n + 1])?;
+            Ok::<_, lambda_runtime::Error>(n + 1)
+        }
+    });
+    let service = ServiceBuilder::new().layer(SyncLayer::new(db.clone())).service(handler);
+    // Concurrent on one task: they interleave at every await.
+    let calls = (0..24u32).map(|i| service.clone().oneshot(i));
+    let mut seen: Vec<i64> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    seen.sort();
+    assert_eq!(seen, (1..=24).collect::<Vec<i64>>());
+}

@@ -10,7 +10,7 @@ use sqlite_s3::{Database, Error, Remote, Session};
 use support::{Backend, Kind};
 
 on_every_store!(
-    racing_processes_never_both_hold_it,
+    racing_acquirers_never_both_hold_it,
     a_crashed_holders_lease_expires,
     a_released_lease_is_taken_at_once_with_a_higher_fence,
     renewals_keep_it_held,
@@ -30,7 +30,7 @@ async fn outlive_the_lease() {
     tokio::time::sleep(TTL + CLOCK_SKEW + Duration::from_millis(300)).await;
 }
 
-async fn racing_processes_never_both_hold_it(backend: Backend) {
+async fn racing_acquirers_never_both_hold_it(backend: Backend) {
     let tries: Vec<_> = (0..6)
         .map(|i| {
             let remote = remote(&backend, "app.db");
@@ -204,6 +204,83 @@ async fn a_holder_whose_lease_was_taken_over_early_is_fenced_off(backend: Backen
     assert!(matches!(lease.renew().await, Err(Error::LeaseLost { .. })));
 }
 
+const CHILD: &str = "SQLITE_S3_LEASE_CHILD";
+
+/// A racing process: this test binary run again with `SQLITE_S3_LEASE_CHILD`
+/// set to the directory holding `go`. It waits for `go`, tries once to take
+/// the lease of `LEASE_URL`, and exits 0 if it got it, 3 if it was held.
+#[test]
+fn lease_process() {
+    let Some(dir) = std::env::var_os(CHILD) else { return };
+    let go = std::path::Path::new(&dir).join("go");
+    while !go.exists() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let url = std::env::var("LEASE_URL").unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let result = runtime.block_on(async {
+        let remote = Remote::connect(&url, &sqlite_s3::StoreOptions::new())?;
+        Lease::acquire(
+            &remote,
+            &format!("pid-{}", std::process::id()),
+            Duration::from_secs(30),
+            Duration::ZERO,
+        )
+        .await
+    });
+    std::process::exit(match result {
+        Ok(_) => 0,
+        Err(Error::LeaseHeld { .. }) => 3,
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    });
+}
+
+fn racing_processes(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let children: Vec<_> = (0..5)
+        .map(|_| {
+            let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+            cmd.args(["--exact", "lease_process", "--nocapture", "--test-threads=1"])
+                .env(CHILD, dir.path())
+                .env("LEASE_URL", backend.url("raced.db"))
+                .stdout(std::process::Stdio::null());
+            if let Some(endpoint) = backend.endpoint() {
+                cmd.env("AWS_ENDPOINT_URL", endpoint)
+                    .env("AWS_REGION", "us-east-1")
+                    .env("AWS_ACCESS_KEY_ID", support::ACCESS_KEY)
+                    .env("AWS_SECRET_ACCESS_KEY", support::SECRET_KEY);
+            }
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    std::fs::write(dir.path().join("go"), b"").unwrap();
+    let mut codes: Vec<i32> = children
+        .into_iter()
+        .map(|mut c| c.wait().unwrap().code().unwrap_or(-1))
+        .collect();
+    codes.sort();
+    assert_eq!(codes, [0, 3, 3, 3, 3], "exactly one process holds the lease");
+}
+
+#[test]
+fn racing_processes_on_a_local_directory() {
+    if std::env::var_os(CHILD).is_none() {
+        racing_processes(Backend::new(Kind::File).unwrap());
+    }
+}
+
+#[test]
+fn racing_processes_on_s3() {
+    if std::env::var_os(CHILD).is_none()
+        && let Some(backend) = Backend::new(Kind::S3)
+    {
+        racing_processes(backend);
+    }
+}
+
 #[tokio::test]
 async fn a_local_file_has_no_lease() {
     let dir = tempfile::tempdir().unwrap();
@@ -212,5 +289,4 @@ async fn a_local_file_has_no_lease() {
         .unwrap();
     let err = db.acquire_lease("me", TTL, Duration::ZERO).await.unwrap_err();
     assert!(err.to_string().contains("needs a store URL"), "{err}");
-    let _ = Kind::File;
 }

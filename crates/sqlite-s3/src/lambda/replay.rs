@@ -61,3 +61,40 @@ impl ReplayBody for lambda_http::Body {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replayed_http_request_is_the_request_again() {
+        #[derive(Debug, Clone, PartialEq)]
+        struct RequestContext(&'static str);
+        let mut request = http::Request::builder()
+            .method("POST")
+            .uri("https://example.com/todos?x=1")
+            .header("content-type", "application/json")
+            .body(b"{\"title\":\"a\"}".to_vec())
+            .unwrap();
+        request.extensions_mut().insert(RequestContext("apigw"));
+        let again = request.replay();
+        assert_eq!(again.method(), request.method());
+        assert_eq!(again.uri(), request.uri());
+        assert_eq!(again.version(), request.version());
+        assert_eq!(again.headers(), request.headers());
+        assert_eq!(again.body(), request.body());
+        assert_eq!(
+            again.extensions().get::<RequestContext>(),
+            Some(&RequestContext("apigw"))
+        );
+    }
+
+    #[cfg(feature = "lambda-http")]
+    #[test]
+    fn lambda_http_bodies_keep_their_kind() {
+        use lambda_http::Body;
+        for body in [Body::Empty, Body::Text("t".into()), Body::Binary(vec![0, 1])] {
+            assert_eq!(body.replay_body(), body);
+        }
+    }
+}
