@@ -19,7 +19,16 @@
 //! (a Lambda sandbox between invocations, a stopped process) finds on
 //! waking that its lease has run out, without asking anyone. Other
 //! processes judge expiry by wall clock, and wait [`CLOCK_SKEW`] longer, so
-//! clocks may disagree by that much.
+//! clocks may disagree by that much. The monotonic clock does not run while
+//! a whole machine is suspended or restored from a snapshot (Lambda
+//! SnapStart): there the renewal before each publish is what catches a
+//! takeover.
+//!
+//! A lease binds those who take it: a writer that does not ask for it is not
+//! stopped, and the fencing number is not checked by the database's own
+//! writes, which stay conditional on the version read (so a stale holder's
+//! late upload can make a successor's publish conflict, never overwrite
+//! it).
 //!
 //! Before every publish of a [`Database`](crate::Database) holding a lease
 //! ([`Database::acquire_lease`](crate::Database::acquire_lease)), the lease
@@ -339,8 +348,32 @@ async fn write(remote: &Remote, key: &Path, mut record: Record, ttl: Duration, m
                 released: false,
             }))
         }
-        Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => Ok(None),
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(
+            object_store::Error::Precondition { .. }
+            | object_store::Error::AlreadyExists { .. }
+            | object_store::Error::NotFound { .. },
+        ) => {
+            // The store may have retried a request whose first answer was
+            // lost, and the retry failed on our own write: if the lease
+            // holds exactly what we wrote, the write landed.
+            match read(remote, key).await? {
+                Some((now, etag))
+                    if now.token == record.token
+                        && now.fence == record.fence
+                        && now.expires_at_ms == record.expires_at_ms
+                        && now.released == record.released =>
+                {
+                    Ok(Some(Held {
+                        etag,
+                        record,
+                        valid_until: sent + ttl,
+                        lost: None,
+                        released: false,
+                    }))
+                }
+                _ => Ok(None),
+            }
+        }
         Err(e) => Err(remote.error("writing the lease", e)),
     }
 }

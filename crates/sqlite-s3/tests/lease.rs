@@ -17,6 +17,7 @@ on_every_store!(
     a_thawed_holder_whose_lease_was_taken_over_publishes_nothing,
     a_holder_past_its_time_publishes_nothing_even_if_nobody_took_over,
     a_holder_whose_lease_was_taken_over_early_is_fenced_off,
+    a_lease_write_whose_answer_was_lost_is_ours,
 );
 
 const TTL: Duration = Duration::from_millis(800);
@@ -202,6 +203,22 @@ async fn a_holder_whose_lease_was_taken_over_early_is_fenced_off(backend: Backen
     assert!(backend.raw_get("app.db").await.is_none(), "nothing was published");
     // Lost for good, even for a renewal.
     assert!(matches!(lease.renew().await, Err(Error::LeaseLost { .. })));
+}
+
+async fn a_lease_write_whose_answer_was_lost_is_ours(backend: Backend) {
+    let (remote, store) = support::fail_puts::FailPuts::wrap(&remote(&backend, "app.db"));
+    let is_lease = |key: &str| key.ends_with(".sqlite-s3-lease");
+    // The create lands; its answer is lost and the retry fails.
+    store.arm_landed(is_lease);
+    let lease = Lease::acquire(&remote, "me", Duration::from_secs(30), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(lease.fence(), 1);
+    // The same for a renewal: still ours, and renewable after.
+    store.arm_landed(is_lease);
+    lease.renew().await.unwrap();
+    lease.renew().await.unwrap();
+    lease.release().await.unwrap();
 }
 
 const CHILD: &str = "SQLITE_S3_LEASE_CHILD";

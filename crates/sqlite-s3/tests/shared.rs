@@ -19,6 +19,8 @@ on_every_store!(
     a_shared_copy_dropped_without_closing_is_settled_by_content,
     the_versioned_layout_publishes_snapshots_too,
     a_new_database_only_opened_by_a_driver_is_not_created,
+    a_versioned_refresh_builds_on_what_sits_in_the_wal,
+    the_commits_of_work_that_panicked_are_dropped,
 );
 
 fn shared(backend: &Backend) -> sqlite_s3::Options {
@@ -253,4 +255,80 @@ async fn a_new_database_only_opened_by_a_driver_is_not_created(backend: Backend)
     drop(conn);
     db.close().await.unwrap();
     assert!(backend.raw_get("app.db").await.is_some());
+}
+
+async fn a_versioned_refresh_builds_on_what_sits_in_the_wal(backend: Backend) {
+    let url = backend.url("app.db");
+    let options = shared(&backend).layout(LayoutKind::Versioned);
+    let mut db = Session::open(&url, &options).await.unwrap();
+    let conn = other(&db);
+    // Enough rows for several chunks, all of them in the WAL of an open
+    // connection: the main file does not hold them.
+    conn.execute_batch("PRAGMA wal_autocheckpoint = 0; CREATE TABLE t(x)")
+        .unwrap();
+    for i in 0..3000 {
+        conn.execute("INSERT INTO t VALUES (?1)", [format!("{i:0>200}")])
+            .unwrap();
+    }
+    db.publish().await.unwrap();
+
+    let mut writer = Session::open(&url, &backend.options()).await.unwrap();
+    writer
+        .transaction(|tx| Ok(tx.execute("INSERT INTO t VALUES ('theirs')", []).map(|_| ())?))
+        .await
+        .unwrap();
+    writer.close().await.unwrap();
+
+    assert!(matches!(db.refresh().await.unwrap(), RefreshOutcome::Downloaded { .. }));
+    assert_eq!(count(&conn), 3001);
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
+    drop(conn);
+    db.close().await.unwrap();
+}
+
+async fn the_commits_of_work_that_panicked_are_dropped(backend: Backend) {
+    use futures::FutureExt;
+    let url = backend.url("app.db");
+    let db = sqlite_s3::Database::open(&url, &backend.options()).await.unwrap();
+    let path = db.path().to_path_buf();
+    let insert = |value: &'static str| {
+        let path = path.clone();
+        move || {
+            let path = path.clone();
+            async move {
+                let conn = Connection::open(&path)?;
+                conn.execute_batch("CREATE TABLE IF NOT EXISTS t(x)")?;
+                conn.execute("INSERT INTO t VALUES (?1)", [value])?;
+                Ok(())
+            }
+        }
+    };
+    db.write(insert("kept")).await.unwrap();
+    let panicked = std::panic::AssertUnwindSafe(db.write(|| {
+        let commit = insert("panicked");
+        async move {
+            commit().await?;
+            panic!("the handler panicked after committing");
+            #[allow(unreachable_code)]
+            Ok(())
+        }
+    }))
+    .catch_unwind()
+    .await;
+    assert!(panicked.is_err());
+    db.write(insert("after")).await.unwrap();
+    db.close().await.unwrap();
+
+    let check = Session::open(&url, &backend.options()).await.unwrap();
+    let rows: Vec<String> = check
+        .connection()
+        .prepare("SELECT x FROM t ORDER BY rowid")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(rows, ["kept", "after"]);
+    check.close().await.unwrap();
 }

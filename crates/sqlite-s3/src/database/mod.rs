@@ -15,6 +15,7 @@ mod target;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 use tokio::sync::Mutex;
 
@@ -39,6 +40,10 @@ pub struct Database {
     retry: RetryPolicy,
     /// A lease every publish must confirm first.
     lease: std::sync::Mutex<Option<Lease>>,
+    /// Set while the work of a `write` runs: still set at the next `write`
+    /// means that work never finished (it panicked), and what it committed
+    /// is dropped.
+    work_running: std::sync::atomic::AtomicBool,
 }
 
 impl Database {
@@ -73,6 +78,7 @@ impl Database {
                 session: None,
                 retry: options.retry,
                 lease: std::sync::Mutex::default(),
+                work_running: Default::default(),
             }),
             Target::Remote(url) => {
                 let options = options.clone().shared_working_copy(true);
@@ -83,6 +89,7 @@ impl Database {
                     session: Some(Mutex::new(session)),
                     retry: options.retry,
                     lease: std::sync::Mutex::default(),
+                    work_running: Default::default(),
                 })
             }
         }
@@ -120,18 +127,18 @@ impl Database {
         }
     }
 
-    /// Publishes, first confirming the lease if one is attached and there
-    /// is something to publish.
+    /// Publishes, confirming the lease first, if one is attached and
+    /// something is about to be uploaded.
     async fn publish_locked(&self, session: &mut Session) -> Result<PublishOutcome> {
         let lease = self.lease.lock().expect("lease slot").clone();
-        if let Some(lease) = lease {
-            if lease.is_released() {
+        match lease {
+            Some(lease) if lease.is_released() => {
                 *self.lease.lock().expect("lease slot") = None;
-            } else if session.has_unpublished_changes()? {
-                lease.confirm().await?;
+                session.publish().await
             }
+            Some(lease) => session.publish_guarded(|| async move { lease.confirm().await }).await,
+            None => session.publish().await,
         }
-        session.publish().await
     }
 
     /// Acquires the database's exclusive lease ([`crate::lease`]) as `owner`
@@ -201,7 +208,11 @@ impl Database {
     /// [`Error::abort`].
     ///
     /// Calls wait for each other, but other tasks using the pool meanwhile
-    /// are not stopped: what they commit is published with this.
+    /// are not stopped: what they commit is published with this, or, when
+    /// the work fails, conflicts or panics, dropped with it. Put every
+    /// write through `write` when that matters. For a local file
+    /// ([`Target::Local`]) `work` just runs: what it commits stays, even if
+    /// it fails.
     ///
     /// # Failure
     /// [`Error::Conflict`] after the last try; `work`'s error (what it
@@ -224,6 +235,13 @@ impl Database {
             return work().await;
         };
         let mut session = session.lock().await;
+        if self.work_running.swap(false, Ordering::SeqCst) {
+            tracing::warn!(
+                "the work of an earlier write to {} did not finish; what it committed is dropped",
+                session.url()
+            );
+            session.discard().await?;
+        }
         // What was committed outside `write` goes first. If it conflicts,
         // it cannot land: it is dropped so the database stays usable, and
         // this call says so instead of running `work`.
@@ -240,7 +258,10 @@ impl Database {
         let mut attempt = 1;
         loop {
             session.refresh().await?;
-            let value = match work().await {
+            self.work_running.store(true, Ordering::SeqCst);
+            let value = work().await;
+            self.work_running.store(false, Ordering::SeqCst);
+            let value = match value {
                 Ok(value) => value,
                 Err(e) => {
                     if session.has_unpublished_changes()? {
@@ -286,7 +307,8 @@ impl Database {
 
     /// Publishes what changed and releases the working copy. Close the
     /// driver's connections (the pool) first: what they commit afterwards is
-    /// published only by the next open.
+    /// not published, and the next open may overwrite it with a newer
+    /// version.
     ///
     /// # Failure
     /// See [`Session::close`].

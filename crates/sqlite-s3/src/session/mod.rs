@@ -80,7 +80,10 @@ pub struct Session {
     last_sync: Instant,
     /// A shared working copy: `PRAGMA data_version` when it last matched
     /// the remote (see `shared.rs`).
-    synced_data_version: Option<i64>,
+    synced_data_version: std::sync::Mutex<Option<i64>>,
+    /// A shared working copy is being discarded: a pull may overwrite
+    /// what other connections committed.
+    discarding: bool,
     closed: bool,
 }
 
@@ -116,7 +119,8 @@ impl Session {
             conn: None,
             wrote: Arc::default(),
             last_sync: Instant::now(),
-            synced_data_version: None,
+            synced_data_version: std::sync::Mutex::new(None),
+            discarding: false,
             closed: false,
         };
         session.slot.state.url = session.remote.url().to_string();
@@ -192,6 +196,13 @@ impl Session {
         let answer =
             sqlite::hash_file(&snapshot.path).and_then(|(hash, _)| needs_publishing(&self.slot, &snapshot.path, hash));
         remove_database(&snapshot.path)?;
+        if let Ok(false) = answer
+            && self.slot.state.publishing.is_none()
+            && !self.wrote.load(Ordering::SeqCst)
+        {
+            // The same content as the remote's: a sync point.
+            self.set_synced(Some(snapshot.data_version));
+        }
         answer
     }
 
@@ -223,6 +234,17 @@ impl Session {
     /// [`Error::Unavailable`] the outcome is unknown, and the next publish or
     /// open finds out.
     pub async fn publish(&mut self) -> Result<PublishOutcome> {
+        self.publish_guarded(|| async { Ok(()) }).await
+    }
+
+    /// [`Session::publish`], calling `guard` once it is known that something
+    /// will be uploaded, just before: its error stops the publish (a lease
+    /// that is no longer held).
+    pub(crate) async fn publish_guarded<F, Fut>(&mut self, guard: F) -> Result<PublishOutcome>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
         let (file, data_version) = if self.options.shared {
             match self.snapshot()? {
                 Some(snapshot) => (snapshot.path, Some(snapshot.data_version)),
@@ -232,14 +254,14 @@ impl Session {
             sqlite::checkpoint(self.connection())?;
             (self.slot.db_path(), None)
         };
-        let published = self.publish_file(&file).await;
+        let published = self.publish_file(&file, guard).await;
         if data_version.is_some() {
             remove_database(&file)?;
         }
         let (uploaded, bytes) = published?;
         self.wrote.store(false, Ordering::SeqCst);
         if data_version.is_some() {
-            self.synced_data_version = data_version;
+            self.set_synced(data_version);
         }
         if !uploaded {
             return Ok(PublishOutcome::Unchanged);
@@ -250,11 +272,16 @@ impl Session {
 
     /// Publishes `file` (the working copy, or a snapshot of it); returns
     /// whether anything was uploaded, and the file's size.
-    async fn publish_file(&mut self, file: &Path) -> Result<(bool, u64)> {
+    async fn publish_file<F, Fut>(&mut self, file: &Path, guard: F) -> Result<(bool, u64)>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
         let (hash, bytes) = sqlite::hash_file(file)?;
         if self.slot.state.publishing.is_none() && !needs_publishing(&self.slot, file, hash)? {
             return Ok((false, bytes));
         }
+        guard().await?;
         let layout = self.layout();
         self.slot.state.layout = Some(layout);
         let uploaded = publish::publish_slot(
@@ -349,7 +376,17 @@ impl Session {
         };
         let dest = self.slot.download_path();
         let progress = self.options.progress.as_ref();
-        let base = have_copy.then_some(db.as_path());
+        let shared_base = match have_copy && self.options.shared {
+            true => self.pull_base()?,
+            false => None,
+        };
+        // Other connections' commits may sit in the WAL of a shared copy
+        // that is open: only a snapshot of it is a sound base then.
+        let base = match &shared_base {
+            Some(snapshot) => Some(snapshot.as_path()),
+            None if self.options.shared && self.conn.is_some() => None,
+            None => have_copy.then_some(db.as_path()),
+        };
         let cache = self.chunk_cache();
         let pulled = layout::pull_detecting(
             self.slot.state.layout,
@@ -361,6 +398,9 @@ impl Session {
             progress,
         )
         .await;
+        if let Some(snapshot) = &shared_base {
+            remove_database(snapshot)?;
+        }
         let pulled = pulled.map(|(kind, pulled)| {
             if kind.is_some() {
                 self.slot.state.layout = kind;
@@ -416,7 +456,7 @@ impl Session {
         pulled: Option<(RemoteVersion, blake3::Hash)>,
     ) -> Result<()> {
         if self.options.shared && self.conn.is_some() {
-            return self.restore_working_copy(download, pulled);
+            return self.restore_working_copy(download, pulled, self.discarding);
         }
         let reconnect = self.conn.is_some();
         self.disconnect()?;
@@ -469,6 +509,11 @@ impl Session {
 
     fn connect(&mut self) -> Result<()> {
         let conn = sqlite::open(&self.slot.db_path())?;
+        if self.options.shared {
+            // WAL: readers and the snapshot never block writers, and a
+            // refresh can check for their commits while it holds the lock.
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
         let wrote = self.wrote.clone();
         conn.commit_hook(Some(move || {
             wrote.store(true, Ordering::SeqCst);

@@ -47,7 +47,7 @@ impl Session {
             ));
         }
         let data_version = data_version(conn)?;
-        let unchanged = self.synced_data_version == Some(data_version) && !self.wrote.load(Ordering::SeqCst);
+        let unchanged = self.synced() == Some(data_version) && !self.wrote.load(Ordering::SeqCst);
         if unchanged && self.slot.state.publishing.is_none() {
             return Ok(None);
         }
@@ -57,21 +57,57 @@ impl Session {
     }
 
     /// Writes `download` (or, with `None`, an empty database) into the shared
-    /// working copy, and records what it is.
+    /// working copy, and records what it is. Unless `overwrite`, refuses
+    /// when another connection committed since the last sync: checked while
+    /// the restore holds the write lock, so no commit can slip in and be
+    /// overwritten.
     pub(super) fn restore_working_copy(
         &mut self,
         download: Option<&Path>,
         pulled: Option<(RemoteVersion, blake3::Hash)>,
+        overwrite: bool,
     ) -> Result<()> {
         let (source, version, hash) = self.announce_install(download, pulled)?;
-        let conn = self.conn.as_mut().expect("a shared session keeps its connection");
-        sqlite::restore(conn, &source)?;
+        let db = self.slot.db_path();
+        let synced = self.synced();
+        let conn = self.connection();
+        let restored = sqlite::restore(&db, &source, || {
+            if overwrite || (synced.is_some() && synced == Some(data_version(conn)?)) {
+                Ok(())
+            } else {
+                Err(Error::InvalidState(format!(
+                    "another connection committed to {} while it was being refreshed: publish (or discard) \
+                     first, then refresh",
+                    db.display()
+                )))
+            }
+        });
         super::remove_database(&source)?;
+        if let Err(e) = restored {
+            self.slot.state.installing = None;
+            self.slot.save()?;
+            return Err(e);
+        }
         let state = &mut self.slot.state;
         (state.version, state.pulled_hash) = (version, Some(hash));
         (state.installing, state.publishing) = (None, None);
         self.slot.save()?;
-        self.mark_synced()
+        // The restore was another connection's commit, and one of theirs may
+        // follow it before a new value could be read: the next publish
+        // compares content instead.
+        self.set_synced(None);
+        self.wrote.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// `PRAGMA data_version` when the shared copy last matched the remote,
+    /// if known.
+    pub(super) fn synced(&self) -> Option<i64> {
+        *self.synced_data_version.lock().expect("sync state")
+    }
+
+    pub(super) fn set_synced(&self, data_version: Option<i64>) {
+        *self.synced_data_version.lock().expect("sync state") = data_version;
     }
 
     /// Notes that the working copy now matches the remote.
@@ -79,7 +115,7 @@ impl Session {
         if self.options.shared
             && let Some(conn) = &self.conn
         {
-            self.synced_data_version = Some(data_version(conn)?);
+            self.set_synced(Some(data_version(conn)?));
         }
         self.wrote.store(false, Ordering::SeqCst);
         Ok(())
@@ -92,12 +128,27 @@ impl Session {
         let state = &mut self.slot.state;
         (state.version, state.pulled_hash, state.publishing, state.installing) = (None, None, None, None);
         self.slot.save()?;
+        self.discarding = true;
         let outcome = self.pull().await;
+        self.discarding = false;
         // The changes are gone from what gets published even if the pull
         // failed: with no version recorded, publishing can only create a
         // database that does not exist, which fails if it does.
-        self.mark_synced()?;
+        self.set_synced(None);
+        self.wrote.store(false, Ordering::SeqCst);
         outcome
+    }
+
+    /// The file a pull may take unchanged chunks from: a snapshot of the
+    /// shared working copy (whose main file lacks what sits in the WAL), or
+    /// `None` when there is no copy or the layout takes nothing from it.
+    pub(super) fn pull_base(&self) -> Result<Option<PathBuf>> {
+        if self.conn.is_none() || self.slot.state.layout != Some(crate::LayoutKind::Versioned) {
+            return Ok(None);
+        }
+        let path = self.slot.snapshot_path();
+        sqlite::snapshot(self.connection(), &path)?;
+        Ok(Some(path))
     }
 }
 

@@ -33,46 +33,92 @@ pub fn snapshot(conn: &Connection, dest: &Path) -> Result<()> {
     remove(dest)?;
     let mut out = Connection::open_with_flags(dest, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
     out.pragma_update(None, "journal_mode", "DELETE")?;
-    copy(conn, &mut out, dest)?;
+    let from_path = conn.path().map(std::path::PathBuf::from).unwrap_or_default();
+    copy(conn, &mut out, &from_path)?;
     out.close().map_err(|(_, e)| Error::Sql(e))?;
     // The copy keeps the source's WAL flags in its header; with no WAL
     // beside it, it is a rollback-journal database, and says so.
     mark_rollback_journal(dest)
 }
 
-/// Replaces the contents of the database of `conn` with those of `source`,
-/// in one transaction.
+/// Replaces the contents of the database file `db` with those of `source`,
+/// in one transaction, through a connection of its own. In WAL mode, once
+/// that transaction holds the write lock and before anything is written,
+/// `still_ok` is asked whether to go on: no other connection can commit in
+/// between, so a check of theirs there is exact. (In rollback-journal mode
+/// the lock shuts out readers, so it is asked just before.) When it says
+/// no, nothing is changed and its error is returned.
 ///
 /// # Failure
-/// As [`snapshot`].
-pub fn restore(conn: &mut Connection, source: &Path) -> Result<()> {
+/// As [`snapshot`]; [`Error::InvalidState`] when the page sizes differ and
+/// `db` is in WAL mode, which SQLite cannot copy into.
+pub fn restore(db: &Path, source: &Path, still_ok: impl FnOnce() -> Result<()>) -> Result<()> {
     let from = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let into = conn.path().map(Path::new).map(Path::to_path_buf).unwrap_or_default();
-    copy(&from, conn, &into)
+    let mut to = Connection::open(db)?;
+    to.busy_timeout(LOCK_WAIT)?;
+    let page_size = |c: &Connection| -> Result<i64> { Ok(c.query_row("PRAGMA page_size", [], |r| r.get(0))?) };
+    let wal = to
+        .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))?
+        .eq_ignore_ascii_case("wal");
+    let source_empty = std::fs::metadata(source).map_err(Error::io("reading", source))?.len() == 0;
+    if wal && !source_empty && page_size(&from)? != page_size(&to)? {
+        return Err(Error::InvalidState(format!(
+            "the new version has a page size of {} bytes and the working copy {} uses {}: SQLite cannot write \
+             one into the other while it is in WAL mode. Close the connections on it and open the database again",
+            page_size(&from)?,
+            db.display(),
+            page_size(&to)?
+        )));
+    }
+    if !wal {
+        // In rollback-journal mode the backup's lock shuts out readers too,
+        // so the check cannot wait inside it.
+        still_ok()?;
+        let backup = Backup::new(&from, &mut to)?;
+        return wait_for_locks(db, || backup.step(-1));
+    }
+    let backup = Backup::new(&from, &mut to)?;
+    // A step of no pages takes the write lock and keeps it until the copy
+    // is done or abandoned; in WAL mode readers go on, the check among them.
+    wait_for_locks(db, || backup.step(0))?;
+    still_ok()?;
+    wait_for_locks(db, || backup.step(-1))
 }
 
-/// Copies every page of `from` into `to` in one step, retrying while
-/// another connection holds a lock that stops it.
-fn copy(from: &Connection, to: &mut Connection, to_path: &Path) -> Result<()> {
-    let backup = Backup::new(from, to)?;
+/// Runs a backup step until it is not stopped by another connection's
+/// lock (30 s at most); `Ok` once it ran.
+fn wait_for_locks(db: &Path, mut step: impl FnMut() -> rusqlite::Result<StepResult>) -> Result<()> {
     let mut waited = Duration::ZERO;
     loop {
-        match backup.step(-1)? {
-            StepResult::Done => return Ok(()),
-            StepResult::More => {}
+        match step()? {
             StepResult::Busy | StepResult::Locked => {
                 if waited >= LOCK_WAIT {
-                    return Err(Error::InvalidState(format!(
-                        "could not copy {}: another connection kept the database locked for {}s; \
-                         finish its transaction and try again",
-                        to_path.display(),
-                        LOCK_WAIT.as_secs()
-                    )));
+                    return Err(locked(db));
                 }
                 std::thread::sleep(PAUSE);
                 waited += PAUSE;
             }
-            _ => {}
+            _ => return Ok(()),
+        }
+    }
+}
+
+fn locked(db: &Path) -> Error {
+    Error::InvalidState(format!(
+        "another connection kept {} locked for {}s; finish its transaction and try again",
+        db.display(),
+        LOCK_WAIT.as_secs()
+    ))
+}
+
+/// Copies every page of `from` (the working copy `from_path`) into `to` in
+/// one step, waiting while another connection holds a lock that stops it.
+fn copy(from: &Connection, to: &mut Connection, from_path: &Path) -> Result<()> {
+    let backup = Backup::new(from, to)?;
+    loop {
+        wait_for_locks(from_path, || backup.step(-1))?;
+        if backup.progress().remaining == 0 {
+            return Ok(());
         }
     }
 }
@@ -173,7 +219,6 @@ mod tests {
             .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (7), (8)")
             .unwrap();
         let db = dir.path().join("db.sqlite");
-        let mut control = Connection::open(&db).unwrap();
         let other = Connection::open(&db).unwrap();
         other.pragma_update(None, "journal_mode", "WAL").unwrap();
         other
@@ -181,7 +226,21 @@ mod tests {
             .unwrap();
         assert_eq!(rows(&other), [1]);
 
-        restore(&mut control, &source).unwrap();
+        // The check runs while the restore holds the write lock: nobody
+        // can commit then. Refused, nothing changes.
+        let refused = restore(&db, &source, || {
+            other.busy_timeout(Duration::ZERO).unwrap();
+            assert!(
+                other.execute("INSERT INTO t VALUES (2)", []).is_err(),
+                "the lock is held"
+            );
+            Err(Error::InvalidState("no".into()))
+        });
+        assert!(refused.is_err());
+        other.busy_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(rows(&other), [1]);
+
+        restore(&db, &source, || Ok(())).unwrap();
         assert_eq!(rows(&other), [7, 8]);
         // After a checkpoint the working copy holds the source's content.
         other

@@ -1,5 +1,7 @@
 //! A store that refuses, once, the next PUT to a key a test names: how a
-//! process that stops between two writes is simulated.
+//! process that stops between two writes is simulated. Or, armed with
+//! [`FailPuts::arm_landed`], lets it land and then answers as a retry of it
+//! would: the condition failed.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -19,6 +21,8 @@ type Rule = Box<dyn Fn(&str) -> bool + Send + Sync>;
 pub struct FailPuts {
     inner: Arc<dyn ObjectStore>,
     rule: Mutex<Option<Rule>>,
+    /// What the armed PUT does: refused, or landed and answered 412.
+    lands: Mutex<bool>,
 }
 
 impl FailPuts {
@@ -28,6 +32,7 @@ impl FailPuts {
         let store = Arc::new(FailPuts {
             inner: remote.store().clone(),
             rule: Mutex::new(None),
+            lands: Mutex::new(false),
         });
         let wrapped = store.clone();
         (remote.clone().map_store(move |_| wrapped), store)
@@ -35,6 +40,15 @@ impl FailPuts {
 
     /// Fails the next PUT to a key for which `rule` holds.
     pub fn arm(&self, rule: impl Fn(&str) -> bool + Send + Sync + 'static) {
+        *self.lands.lock().unwrap() = false;
+        *self.rule.lock().unwrap() = Some(Box::new(rule));
+    }
+
+    /// Lets the next PUT to a key for which `rule` holds land, then answers
+    /// "precondition failed", as the retry of a request whose first answer
+    /// was lost gets.
+    pub fn arm_landed(&self, rule: impl Fn(&str) -> bool + Send + Sync + 'static) {
+        *self.lands.lock().unwrap() = true;
         *self.rule.lock().unwrap() = Some(Box::new(rule));
     }
 }
@@ -67,6 +81,13 @@ impl ObjectStore for FailPuts {
             }
             hit
         };
+        if fail && *self.lands.lock().unwrap() {
+            self.inner.put_opts(location, payload, opts).await?;
+            return Err(object_store::Error::Precondition {
+                path: location.to_string(),
+                source: "412 (the retry of a request that landed)".into(),
+            });
+        }
         if fail {
             return Err(object_store::Error::Generic {
                 store: "test",
