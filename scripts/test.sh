@@ -26,6 +26,24 @@ for adapter in sqlx:sqlx sea-orm:sea_orm diesel:diesel lambda:lambda; do
     cargo test -p sqlite-s3 --features "$feature" --test "$test" "$@" 2>&1 | tee -a "$log" || status=$?
     cargo test -p sqlite-s3 --features "$feature" --doc "$@" 2>&1 | tee -a "$log" || doc_status=$?
 done
+# The driver examples, run twice each on a local directory as the bucket:
+# the second run must see the first run's visit.
+examples_dir=$(mktemp -d)
+trap 'rm -f "$log"; rm -rf "$examples_dir"' EXIT
+for example in sqlx:sqlx_visits sea-orm:sea_orm_visits diesel:diesel_visits; do
+    feature=${example%%:*} name=${example##*:}
+    export DATABASE_URL="file://$examples_dir/$name.db" SQLITE_S3_CACHE_DIR="$examples_dir/cache"
+    for expected in 1 2; do
+        out=$(cargo run -q -p sqlite-s3 --features "$feature" --example "$name" 2>&1) || { echo "$out"; status=1; }
+        if [ "$out" != "visits: $expected" ]; then
+            echo "example $name: expected 'visits: $expected', got: $out"
+            status=1
+        else
+            echo "example $name: $out"
+        fi
+    done
+    unset DATABASE_URL SQLITE_S3_CACHE_DIR
+done
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
