@@ -26,6 +26,8 @@ for adapter in sqlx:sqlx sea-orm:sea_orm diesel:diesel lambda:lambda; do
     cargo test -p sqlite-s3 --features "$feature" --test "$test" "$@" 2>&1 | tee -a "$log" || status=$?
     cargo test -p sqlite-s3 --features "$feature" --doc "$@" 2>&1 | tee -a "$log" || doc_status=$?
 done
+# The oldest rusqlite the library accepts.
+bash scripts/oldest-rusqlite.sh 2>&1 | tee -a "$log" || status=$?
 # The driver examples, run twice each on a local directory as the bucket:
 # the second run must see the first run's visit.
 examples_dir=$(mktemp -d)

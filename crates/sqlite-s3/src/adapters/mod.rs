@@ -1,6 +1,6 @@
 //! Drivers and ORMs on a [`Database`](crate::Database)'s working copy, one
 //! Cargo feature each. Every one of them links the same SQLite library as
-//! this crate (`libsqlite3-sys` 0.35, through rusqlite 0.37), so an
+//! this crate (`libsqlite3-sys`, through rusqlite 0.34 to 0.37), so an
 //! application adds this crate beside its driver and nothing clashes.
 //!
 //! | feature | module | gives |
