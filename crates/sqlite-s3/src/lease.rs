@@ -74,6 +74,19 @@ struct Held {
     released: bool,
 }
 
+impl Held {
+    /// A lease just written as `record`, whose ETag is now `etag`.
+    fn fresh(etag: String, record: Record, valid_until: Instant) -> Self {
+        Self {
+            etag,
+            record,
+            valid_until,
+            lost: None,
+            released: false,
+        }
+    }
+}
+
 /// A lease held on a database. Renew it ([`Lease::renew`]) more often than
 /// its time to live, or let [`Lease::keep_renewed`] do it; release it when
 /// done. Dropping it without releasing leaves it to expire.
@@ -340,13 +353,7 @@ async fn write(remote: &Remote, key: &Path, mut record: Record, ttl: Duration, m
             let etag = result.e_tag.ok_or_else(|| {
                 Error::InvalidState(format!("the store returned no ETag for the lease of {}", remote.url()))
             })?;
-            Ok(Some(Held {
-                etag,
-                record,
-                valid_until: sent + ttl,
-                lost: None,
-                released: false,
-            }))
+            Ok(Some(Held::fresh(etag, record, sent + ttl)))
         }
         Err(
             object_store::Error::Precondition { .. }
@@ -363,13 +370,7 @@ async fn write(remote: &Remote, key: &Path, mut record: Record, ttl: Duration, m
                         && now.expires_at_ms == record.expires_at_ms
                         && now.released == record.released =>
                 {
-                    Ok(Some(Held {
-                        etag,
-                        record,
-                        valid_until: sent + ttl,
-                        lost: None,
-                        released: false,
-                    }))
+                    Ok(Some(Held::fresh(etag, record, sent + ttl)))
                 }
                 _ => Ok(None),
             }
