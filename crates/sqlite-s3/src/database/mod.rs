@@ -130,6 +130,7 @@ impl Database {
     /// Publishes, confirming the lease first, if one is attached and
     /// something is about to be uploaded.
     async fn publish_locked(&self, session: &mut Session) -> Result<PublishOutcome> {
+        self.drop_unfinished_work(session).await?;
         let lease = self.lease.lock().expect("lease slot").clone();
         match lease {
             Some(lease) if lease.is_released() => {
@@ -139,6 +140,19 @@ impl Database {
             Some(lease) => session.publish_guarded(|| async move { lease.confirm().await }).await,
             None => session.publish().await,
         }
+    }
+
+    /// Drops what the work of a `write` that never finished (it panicked)
+    /// committed, before anything else is published.
+    async fn drop_unfinished_work(&self, session: &mut Session) -> Result<()> {
+        if self.work_running.swap(false, Ordering::SeqCst) {
+            tracing::warn!(
+                "the work of an earlier write to {} did not finish; what it committed is dropped",
+                session.url()
+            );
+            session.discard().await?;
+        }
+        Ok(())
     }
 
     /// Acquires the database's exclusive lease ([`crate::lease`]) as `owner`
@@ -235,13 +249,6 @@ impl Database {
             return work().await;
         };
         let mut session = session.lock().await;
-        if self.work_running.swap(false, Ordering::SeqCst) {
-            tracing::warn!(
-                "the work of an earlier write to {} did not finish; what it committed is dropped",
-                session.url()
-            );
-            session.discard().await?;
-        }
         // What was committed outside `write` goes first. If it conflicts,
         // it cannot land: it is dropped so the database stays usable, and
         // this call says so instead of running `work`.
@@ -313,6 +320,10 @@ impl Database {
     /// # Failure
     /// See [`Session::close`].
     pub async fn close(self) -> Result<()> {
+        let Some(session) = &self.session else {
+            return Ok(());
+        };
+        self.publish_locked(&mut *session.lock().await).await?;
         match self.session {
             Some(session) => session.into_inner().close().await,
             None => Ok(()),

@@ -93,7 +93,7 @@ pub(crate) async fn pull_detecting(
     cache: Option<&versioned::cache::ChunkCache>,
     remote: &Remote,
     known: Option<&RemoteVersion>,
-    base_file: Option<&Path>,
+    base_file: Option<Base<'_>>,
     dest: &Path,
     progress: Option<&ProgressFn>,
 ) -> Result<(Option<LayoutKind>, Pulled)> {
@@ -160,6 +160,31 @@ pub enum Published {
     Superseded,
 }
 
+/// The working copy a pull may start from, holding the known version.
+#[derive(Debug, Clone, Copy)]
+pub enum Base<'a> {
+    /// A file no other connection writes: copied as it is.
+    File(&'a Path),
+    /// A shared working copy (see `session/shared.rs`): copied with SQLite's
+    /// backup API, which also sees what sits in its WAL.
+    Live(&'a Path),
+}
+
+impl Base<'_> {
+    /// Copies the base into `dest`. A layout calls this only once it knows
+    /// there is a newer version to build, so a pull that finds nothing new
+    /// copies nothing.
+    pub fn copy_to(self, dest: &Path) -> Result<()> {
+        match self {
+            Base::File(file) => std::fs::copy(file, dest).map(drop).map_err(Error::io("writing", dest)),
+            Base::Live(file) => {
+                let conn = crate::sqlite::open(file)?;
+                crate::sqlite::snapshot(&conn, dest)
+            }
+        }
+    }
+}
+
 /// How a database is stored in the bucket. See the module docs.
 #[async_trait]
 pub trait Layout: Send + Sync + std::fmt::Debug {
@@ -173,7 +198,7 @@ pub trait Layout: Send + Sync + std::fmt::Debug {
         &self,
         remote: &Remote,
         known: Option<&RemoteVersion>,
-        base_file: Option<&Path>,
+        base_file: Option<Base<'_>>,
         dest: &Path,
         progress: Option<&ProgressFn>,
     ) -> Result<Pulled>;

@@ -63,7 +63,7 @@ impl Layout for SingleObject {
         &self,
         remote: &Remote,
         known: Option<&RemoteVersion>,
-        _base_file: Option<&Path>,
+        _base_file: Option<super::Base<'_>>,
         dest: &Path,
         progress: Option<&ProgressFn>,
     ) -> Result<Pulled> {

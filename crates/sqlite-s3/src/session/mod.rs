@@ -81,9 +81,6 @@ pub struct Session {
     /// A shared working copy: `PRAGMA data_version` when it last matched
     /// the remote (see `shared.rs`).
     synced_data_version: std::sync::Mutex<Option<i64>>,
-    /// A shared working copy is being discarded: a pull may overwrite
-    /// what other connections committed.
-    discarding: bool,
     closed: bool,
 }
 
@@ -120,7 +117,6 @@ impl Session {
             wrote: Arc::default(),
             last_sync: Instant::now(),
             synced_data_version: std::sync::Mutex::new(None),
-            discarding: false,
             closed: false,
         };
         session.slot.state.url = session.remote.url().to_string();
@@ -367,6 +363,13 @@ impl Session {
     /// Downloads the newest version unless the working copy holds it. The
     /// working copy must have no unpublished changes.
     async fn pull(&mut self) -> Result<RefreshOutcome> {
+        self.pull_over(false).await
+    }
+
+    /// [`Session::pull`]; with `overwrite`, a shared working copy is
+    /// replaced even if other connections committed to it since the last
+    /// sync (a discard).
+    async fn pull_over(&mut self, overwrite: bool) -> Result<RefreshOutcome> {
         let db = self.slot.db_path();
         let have_copy = db.exists() && self.slot.state.pulled_hash.is_some();
         let known = if have_copy {
@@ -376,17 +379,12 @@ impl Session {
         };
         let dest = self.slot.download_path();
         let progress = self.options.progress.as_ref();
-        let shared_base = match have_copy && self.options.shared {
-            true => self.pull_base()?,
-            false => None,
-        };
         // Other connections' commits may sit in the WAL of a shared copy
-        // that is open: only a snapshot of it is a sound base then.
-        let base = match &shared_base {
-            Some(snapshot) => Some(snapshot.as_path()),
-            None if self.options.shared && self.conn.is_some() => None,
-            None => have_copy.then_some(db.as_path()),
-        };
+        // that is open: it is read through SQLite then.
+        let base = have_copy.then(|| match self.options.shared && self.conn.is_some() {
+            true => layout::Base::Live(db.as_path()),
+            false => layout::Base::File(db.as_path()),
+        });
         let cache = self.chunk_cache();
         let pulled = layout::pull_detecting(
             self.slot.state.layout,
@@ -398,9 +396,6 @@ impl Session {
             progress,
         )
         .await;
-        if let Some(snapshot) = &shared_base {
-            remove_database(snapshot)?;
-        }
         let pulled = pulled.map(|(kind, pulled)| {
             if kind.is_some() {
                 self.slot.state.layout = kind;
@@ -422,7 +417,7 @@ impl Session {
             }
             Ok(Pulled::Absent) => {
                 if !have_copy || self.slot.state.version.is_some() {
-                    self.replace_working_copy(None, None)?;
+                    self.replace_working_copy(None, None, overwrite)?;
                 }
                 RefreshOutcome::Absent
             }
@@ -431,7 +426,7 @@ impl Session {
                     remove_database(&dest)?;
                     return Err(e);
                 }
-                self.replace_working_copy(Some(&dest), Some((version, hash)))?;
+                self.replace_working_copy(Some(&dest), Some((version, hash)), overwrite)?;
                 RefreshOutcome::Downloaded { bytes }
             }
         };
@@ -454,9 +449,10 @@ impl Session {
         &mut self,
         download: Option<&Path>,
         pulled: Option<(RemoteVersion, blake3::Hash)>,
+        overwrite: bool,
     ) -> Result<()> {
         if self.options.shared && self.conn.is_some() {
-            return self.restore_working_copy(download, pulled, self.discarding);
+            return self.restore_working_copy(download, pulled, overwrite);
         }
         let reconnect = self.conn.is_some();
         self.disconnect()?;
@@ -512,7 +508,14 @@ impl Session {
         if self.options.shared {
             // WAL: readers and the snapshot never block writers, and a
             // refresh can check for their commits while it holds the lock.
-            conn.pragma_update(None, "journal_mode", "WAL")?;
+            let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(Error::InvalidState(format!(
+                    "the working copy {} could not be switched to WAL mode (it is in {mode} mode), which a \
+                     working copy shared with other connections needs",
+                    self.slot.db_path().display()
+                )));
+            }
         }
         let wrote = self.wrote.clone();
         conn.commit_hook(Some(move || {

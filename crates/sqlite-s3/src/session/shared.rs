@@ -130,27 +130,13 @@ impl Session {
         let state = &mut self.slot.state;
         (state.version, state.pulled_hash, state.publishing, state.installing) = (None, None, None, None);
         self.slot.save()?;
-        self.discarding = true;
-        let outcome = self.pull().await;
-        self.discarding = false;
+        let outcome = self.pull_over(true).await;
         // The changes are gone from what gets published even if the pull
         // failed: with no version recorded, publishing can only create a
         // database that does not exist, which fails if it does.
         self.set_synced(None);
         self.wrote.store(false, Ordering::SeqCst);
         outcome
-    }
-
-    /// The file a pull may take unchanged chunks from: a snapshot of the
-    /// shared working copy (whose main file lacks what sits in the WAL), or
-    /// `None` when there is no copy or the layout takes nothing from it.
-    pub(super) fn pull_base(&self) -> Result<Option<PathBuf>> {
-        if self.conn.is_none() || self.slot.state.layout != Some(crate::LayoutKind::Versioned) {
-            return Ok(None);
-        }
-        let path = self.slot.snapshot_path();
-        off_the_runtime(|| sqlite::snapshot(self.connection(), &path))?;
-        Ok(Some(path))
     }
 }
 

@@ -53,15 +53,22 @@ pub fn snapshot(conn: &Connection, dest: &Path) -> Result<()> {
 /// As [`snapshot`]; [`Error::InvalidState`] when the page sizes differ and
 /// `db` is in WAL mode, which SQLite cannot copy into.
 pub fn restore(db: &Path, source: &Path, still_ok: impl FnOnce() -> Result<()>) -> Result<()> {
-    let from = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let mut to = Connection::open(db)?;
     to.busy_timeout(LOCK_WAIT)?;
     let page_size = |c: &Connection| -> Result<i64> { Ok(c.query_row("PRAGMA page_size", [], |r| r.get(0))?) };
     let wal = to
         .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))?
         .eq_ignore_ascii_case("wal");
-    let source_empty = std::fs::metadata(source).map_err(Error::io("reading", source))?.len() == 0;
-    if wal && !source_empty && page_size(&from)? != page_size(&to)? {
+    if std::fs::metadata(source).map_err(Error::io("reading", source))?.len() == 0 {
+        // A backup of no pages is done at its first step, before the check
+        // could run: give the empty source one blank page, of the working
+        // copy's size.
+        let blank = Connection::open(source)?;
+        blank.pragma_update(None, "page_size", page_size(&to)?)?;
+        blank.execute_batch("PRAGMA user_version = 1; PRAGMA user_version = 0;")?;
+    }
+    let from = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    if wal && page_size(&from)? != page_size(&to)? {
         return Err(Error::InvalidState(format!(
             "the new version has a page size of {} bytes and the working copy {} uses {}: SQLite cannot write \
              one into the other while it is in WAL mode. Close the connections on it and open the database again",
@@ -247,5 +254,28 @@ mod tests {
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .unwrap();
         assert_eq!(hash_file(&db).unwrap(), hash_file(&source).unwrap());
+    }
+
+    #[test]
+    fn an_empty_source_is_checked_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db.sqlite");
+        let other = Connection::open(&db).unwrap();
+        other.pragma_update(None, "journal_mode", "WAL").unwrap();
+        other
+            .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)")
+            .unwrap();
+        let empty = dir.path().join("empty.sqlite");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(restore(&db, &empty, || Err(Error::InvalidState("no".into()))).is_err());
+        assert_eq!(rows(&other), [1]);
+
+        std::fs::write(&empty, b"").unwrap();
+        restore(&db, &empty, || Ok(())).unwrap();
+        let tables: i64 = other
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tables, 0);
+        assert!(crate::sqlite::is_blank(&db).unwrap());
     }
 }

@@ -128,7 +128,7 @@ impl Versioned {
         &self,
         remote: &Remote,
         known: Option<&RemoteVersion>,
-        base_file: Option<&Path>,
+        base_file: Option<crate::layout::Base<'_>>,
         manifest: &Manifest,
         dest: &Path,
         progress: Option<&ProgressFn>,
@@ -140,10 +140,11 @@ impl Versioned {
             .zip(base_file)
             .filter(|(m, _)| m.chunk_size == manifest.chunk_size);
         match base {
-            Some((_, file)) => std::fs::copy(file, dest).map(drop),
-            None => std::fs::File::create(dest).map(drop),
+            Some((_, file)) => file.copy_to(dest)?,
+            None => std::fs::File::create(dest)
+                .map(drop)
+                .map_err(Error::io("writing", dest))?,
         }
-        .map_err(Error::io("writing", dest))?;
         let mut out = std::fs::OpenOptions::new()
             .write(true)
             .open(dest)
@@ -511,7 +512,7 @@ impl Layout for Versioned {
         &self,
         remote: &Remote,
         known: Option<&RemoteVersion>,
-        base_file: Option<&Path>,
+        base_file: Option<crate::layout::Base<'_>>,
         dest: &Path,
         progress: Option<&ProgressFn>,
     ) -> Result<Pulled> {
