@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use sqlite_s3::layout::versioned::Versioned;
-use sqlite_s3::layout::{Layout, Published, Pulled, RemoteVersion};
+use sqlite_s3::layout::{Base, Layout, Published, Pulled, RemoteVersion};
 use sqlite_s3::{Remote, WriteMode};
 
 const PAGE: usize = 4096;
@@ -55,7 +55,7 @@ async fn any_sequence_of_page_writes_round_trips() {
             std::fs::write(&source, &bytes).unwrap();
             published = Some(publish(&remote, &source, published.as_ref()).await);
 
-            let base = pulled.as_ref().map(|_| copy.as_path());
+            let base = pulled.as_ref().map(|_| Base::File(copy.as_path()));
             match Versioned::default()
                 .pull(&remote, pulled.as_ref(), base, &scratch, None)
                 .await
@@ -74,7 +74,7 @@ async fn any_sequence_of_page_writes_round_trips() {
         }
         // Nothing new: one probe, no download.
         let again = Versioned::default()
-            .pull(&remote, pulled.as_ref(), Some(&copy), &scratch, None)
+            .pull(&remote, pulled.as_ref(), Some(Base::File(&copy)), &scratch, None)
             .await
             .unwrap();
         assert!(matches!(again, Pulled::Unchanged), "seed {seed}");
