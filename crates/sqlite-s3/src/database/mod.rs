@@ -320,10 +320,8 @@ impl Database {
     /// # Failure
     /// See [`Session::close`].
     pub async fn close(self) -> Result<()> {
-        let Some(session) = &self.session else {
-            return Ok(());
-        };
-        self.publish_locked(&mut *session.lock().await).await?;
+        // Through `publish_locked` first: the lease, and work that panicked.
+        self.publish().await?;
         match self.session {
             Some(session) => session.into_inner().close().await,
             None => Ok(()),

@@ -217,6 +217,17 @@ mod tests {
         assert_ne!(hash_file(&a).unwrap(), original);
     }
 
+    /// `db.sqlite` in `dir`, in WAL mode, holding table `t` with the row 1,
+    /// and a connection on it.
+    fn wal_database_with_one_row(dir: &Path) -> (std::path::PathBuf, Connection) {
+        let db = dir.join("db.sqlite");
+        let conn = Connection::open(&db).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)")
+            .unwrap();
+        (db, conn)
+    }
+
     #[test]
     fn a_restore_shows_in_other_connections() {
         let dir = tempfile::tempdir().unwrap();
@@ -225,12 +236,7 @@ mod tests {
             .unwrap()
             .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (7), (8)")
             .unwrap();
-        let db = dir.path().join("db.sqlite");
-        let other = Connection::open(&db).unwrap();
-        other.pragma_update(None, "journal_mode", "WAL").unwrap();
-        other
-            .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)")
-            .unwrap();
+        let (db, other) = wal_database_with_one_row(dir.path());
         assert_eq!(rows(&other), [1]);
 
         // The check runs while the restore holds the write lock: nobody
@@ -259,12 +265,7 @@ mod tests {
     #[test]
     fn an_empty_source_is_checked_before_anything_is_written() {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("db.sqlite");
-        let other = Connection::open(&db).unwrap();
-        other.pragma_update(None, "journal_mode", "WAL").unwrap();
-        other
-            .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)")
-            .unwrap();
+        let (db, other) = wal_database_with_one_row(dir.path());
         let empty = dir.path().join("empty.sqlite");
         std::fs::write(&empty, b"").unwrap();
         assert!(restore(&db, &empty, || Err(Error::InvalidState("no".into()))).is_err());
