@@ -52,7 +52,7 @@ impl Session {
             return Ok(None);
         }
         let path = self.slot.snapshot_path();
-        off_the_runtime(|| sqlite::snapshot(conn, &path))?;
+        sqlite::snapshot(conn, &path)?;
         Ok(Some(Snapshot { path, data_version }))
     }
 
@@ -71,18 +71,16 @@ impl Session {
         let db = self.slot.db_path();
         let synced = self.synced();
         let conn = self.connection();
-        let restored = off_the_runtime(|| {
-            sqlite::restore(&db, &source, || {
-                if overwrite || (synced.is_some() && synced == Some(data_version(conn)?)) {
-                    Ok(())
-                } else {
-                    Err(Error::InvalidState(format!(
-                        "another connection committed to {} while it was being refreshed: publish (or discard) \
+        let restored = sqlite::restore(&db, &source, || {
+            if overwrite || (synced.is_some() && synced == Some(data_version(conn)?)) {
+                Ok(())
+            } else {
+                Err(Error::InvalidState(format!(
+                    "another connection committed to {} while it was being refreshed: publish (or discard) \
                      first, then refresh",
-                        db.display()
-                    )))
-                }
-            })
+                    db.display()
+                )))
+            }
         });
         super::remove_database(&source)?;
         if let Err(e) = restored {
@@ -137,19 +135,6 @@ impl Session {
         self.set_synced(None);
         self.wrote.store(false, Ordering::SeqCst);
         outcome
-    }
-}
-
-/// Runs `f`, a local copy that may wait for other connections' locks, as
-/// blocking work: on a multi-threaded tokio runtime the worker hands its
-/// other tasks over first (among them, perhaps, the one whose transaction
-/// holds the lock). On a current-thread runtime it just runs.
-fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
     }
 }
 

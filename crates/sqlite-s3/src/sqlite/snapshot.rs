@@ -8,7 +8,8 @@
 //!   transaction on, and reload the schema by themselves.
 //!
 //! Neither renames nor deletes the working copy, which open connections
-//! would not notice.
+//! would not notice. Both may wait up to 30 s for another connection's
+//! lock; on a multi-threaded tokio runtime they run as blocking work.
 
 use std::path::Path;
 use std::time::Duration;
@@ -30,6 +31,10 @@ const PAUSE: Duration = Duration::from_millis(10);
 /// [`Error::InvalidState`] when another connection holds a lock for longer
 /// than 30 s; [`Error::Sql`] and [`Error::Io`] otherwise.
 pub fn snapshot(conn: &Connection, dest: &Path) -> Result<()> {
+    off_the_runtime(|| snapshot_now(conn, dest))
+}
+
+fn snapshot_now(conn: &Connection, dest: &Path) -> Result<()> {
     remove(dest)?;
     let mut out = Connection::open_with_flags(dest, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
     out.pragma_update(None, "journal_mode", "DELETE")?;
@@ -53,6 +58,10 @@ pub fn snapshot(conn: &Connection, dest: &Path) -> Result<()> {
 /// As [`snapshot`]; [`Error::InvalidState`] when the page sizes differ and
 /// `db` is in WAL mode, which SQLite cannot copy into.
 pub fn restore(db: &Path, source: &Path, still_ok: impl FnOnce() -> Result<()>) -> Result<()> {
+    off_the_runtime(|| restore_now(db, source, still_ok))
+}
+
+fn restore_now(db: &Path, source: &Path, still_ok: impl FnOnce() -> Result<()>) -> Result<()> {
     let mut to = Connection::open(db)?;
     to.busy_timeout(LOCK_WAIT)?;
     let page_size = |c: &Connection| -> Result<i64> { Ok(c.query_row("PRAGMA page_size", [], |r| r.get(0))?) };
@@ -116,6 +125,19 @@ fn locked(db: &Path) -> Error {
         db.display(),
         LOCK_WAIT.as_secs()
     ))
+}
+
+/// Runs `f`, a local copy that may wait for other connections' locks, as
+/// blocking work: on a multi-threaded tokio runtime the worker hands its
+/// other tasks over first (among them, perhaps, the one whose transaction
+/// holds the lock). Elsewhere it just runs.
+fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 /// Copies every page of `from` (the working copy `from_path`) into `to` in
