@@ -1,6 +1,8 @@
 //! Test helpers shared by the workspace's integration tests: a moto S3
 //! server on 127.0.0.1, started on demand and stopped with the test process,
-//! and a fake AWS Lambda Runtime API ([`runtime_api`]).
+//! a fake AWS Lambda Runtime API ([`runtime_api`]), and a proxy that injects
+//! network and S3 faults into the requests of an S3 client
+//! ([`fault_proxy`]).
 //!
 //! moto is found through `SQLITE_S3_MOTO_PYTHON` (a Python interpreter with
 //! `moto[server]` installed), else the workspace's `.venv/bin/python`, which
@@ -19,6 +21,7 @@
 //! its standard input closes; the test process holds that pipe open, so the
 //! server goes away with the test process however that ends.
 
+pub mod fault_proxy;
 pub mod runtime_api;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
