@@ -16,7 +16,6 @@
 //! output directory for the chart (`scripts/bench_chart.py`).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use object_store::{ObjectStoreExt, PutPayload};
@@ -72,10 +71,7 @@ fn make_database(path: &Path, size_mib: u64) {
 
 impl Bench {
     fn counted(&self, url: &str) -> (Remote, CountingStore) {
-        let remote = Remote::connect(url, &self.store).expect("connecting");
-        let counter = CountingStore::new(remote.store().clone());
-        let wrapped = counter.clone();
-        (remote.map_store(move |_| Arc::new(wrapped)), counter)
+        Remote::connect(url, &self.store).expect("connecting").counted()
     }
 
     fn options(&self, cache: &str, layout: LayoutKind) -> Options {

@@ -39,7 +39,7 @@ pub struct Global {
     #[arg(long, global = true)]
     pub no_cache: bool,
     /// Move unpublished changes left by an earlier session aside (into the cache's rescued folder) instead of
-    /// publishing them.
+    /// publishing them. Changes whose publish landed after all are not moved: a notice says so.
     #[arg(long, global = true)]
     pub discard_pending: bool,
     /// Log every request to the store (method, key, status, bytes, milliseconds) and what the run cost; -vv for
@@ -113,6 +113,15 @@ pub enum Command {
         /// Publish only on .sync and at exit, not after each statement.
         #[arg(long)]
         batch: bool,
+    },
+    /// Publish what earlier runs left unpublished in the cache (a killed process, a lost connection), then
+    /// bring the working copy up to date. Read-only commands never publish; they name this one instead.
+    #[command(after_help = "Examples:\n  \
+        sqlite-s3 sync s3://my-bucket/app.db\n  \
+        sqlite-s3 sync s3://my-bucket/app.db --discard-pending     # set the changes aside instead")]
+    Sync {
+        /// The database: s3://bucket/key, file:///path/to/file or memory://name/key.
+        url: String,
     },
     /// Download the database into a plain SQLite file.
     #[command(after_help = "Example:\n  sqlite-s3 pull s3://my-bucket/app.db app.db && sqlite3 app.db .tables")]

@@ -1,8 +1,6 @@
 //! What every command needs: options built from the global flags, a store
 //! wrapped to count (and with `-v`, log) every request, progress bars.
 
-use std::sync::Arc;
-
 use sqlite_s3::store::{CountingStore, Counts};
 use sqlite_s3::{LayoutKind, Options, PendingChanges, Remote, Result, StoreOptions};
 use tempfile::TempDir;
@@ -73,10 +71,10 @@ impl Context {
 
     /// The database at `url`, reached through a counting store.
     pub fn remote(&mut self, url: &str) -> Result<Remote> {
-        let remote = Remote::connect(url, self.options.store_options())?;
-        let counter = CountingStore::new(remote.store().clone());
-        self.counters.push(counter.clone());
-        Ok(remote.map_store(move |_| Arc::new(counter)))
+        // Every try of every request is counted.
+        let (remote, counter) = Remote::connect(url, self.options.store_options())?.counted();
+        self.counters.push(counter);
+        Ok(remote)
     }
 
     /// What the run cost, so far.

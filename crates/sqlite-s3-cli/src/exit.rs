@@ -18,8 +18,11 @@ pub const ACCESS_DENIED: u8 = 6;
 pub const NOT_FOUND: u8 = 7;
 /// The object is not a sound SQLite database.
 pub const NOT_A_DATABASE: u8 = 8;
-/// Unpublished changes from an earlier session, or every working copy busy.
+/// Unpublished changes from an earlier session, a damaged working copy, or
+/// every working copy busy.
 pub const LOCAL_STATE: u8 = 9;
+/// A write was sent and whether it landed cannot be told: do not repeat it.
+pub const OUTCOME_UNKNOWN: u8 = 10;
 
 /// Interrupted with Ctrl-C (128 + SIGINT, as shells report it).
 pub const INTERRUPTED: u8 = 130;
@@ -34,7 +37,8 @@ pub fn code(error: &Error) -> u8 {
         Error::AccessDenied { .. } | Error::Credentials { .. } => ACCESS_DENIED,
         Error::BucketNotFound { .. } | Error::DatabaseNotFound { .. } => NOT_FOUND,
         Error::NotADatabase { .. } | Error::Corrupt { .. } | Error::InvalidFile { .. } => NOT_A_DATABASE,
-        Error::UnpublishedChanges { .. } | Error::Busy { .. } => LOCAL_STATE,
+        Error::UnpublishedChanges { .. } | Error::Busy { .. } | Error::WorkingCopyDamaged { .. } => LOCAL_STATE,
+        Error::OutcomeUnknown { .. } => OUTCOME_UNKNOWN,
         _ => FAILURE,
     }
 }
@@ -51,7 +55,9 @@ Exit codes:
   6  access denied (credentials refused, missing or lacking a permission)
   7  the bucket, or the database, does not exist
   8  not a sound SQLite database (the object, or the file given to push)
-  9  unpublished changes from an earlier session, or every working copy busy
+  9  unpublished changes from an earlier session, a damaged working copy, or every working copy busy
+ 10  whether a write landed is unknown (the store failed throughout): do not run it again blindly; the
+     next run on this cache finds out and finishes it exactly once
 130  interrupted (Ctrl-C): nothing half-written is left behind";
 
 #[cfg(test)]
@@ -82,8 +88,9 @@ mod tests {
             NOT_FOUND,
             NOT_A_DATABASE,
             LOCAL_STATE,
+            OUTCOME_UNKNOWN,
         ] {
-            assert!(HELP.contains(&format!("  {c}  ")), "exit code {c} is not in the help");
+            assert!(HELP.contains(&format!("{c:>3}  ")), "exit code {c} is not in the help");
         }
     }
 }

@@ -205,7 +205,11 @@ fn an_unreachable_endpoint_exits_5_without_the_secret() {
             "SELECT 1",
         ],
     );
-    assert_exit(&out, 5, "could not reach the store for s3://some-bucket/app.db");
+    assert_exit(
+        &out,
+        5,
+        "the store failed while downloading for s3://some-bucket/app.db: no answer",
+    );
 }
 
 #[test]
@@ -346,41 +350,56 @@ fn a_missing_bucket_exits_7() {
 }
 
 #[test]
-fn unpublished_changes_exit_9_until_discarded() {
+fn unpublished_changes_are_kept_by_reads_and_exit_9_on_sync_until_discarded() {
     let place = Place::file();
     let url = place.url("app.db");
     leave_unpublished_change(&place, &url);
     // ...while someone else publishes.
     assert_ok(&place.run("theirs", &["exec", &url, "INSERT INTO t VALUES (3)"]));
 
-    let out = place.run("mine", &["query", &url, "SELECT count(*) AS n FROM t"]);
-    assert_exit(&out, 9, "--discard-pending");
+    // A read never writes: it reads the remote and names the command that
+    // publishes what is kept.
     let out = place.run(
         "mine",
-        &[
-            "--discard-pending",
-            "query",
-            &url,
-            "SELECT x FROM t ORDER BY x",
-            "--format",
-            "json",
-        ],
+        &["query", &url, "SELECT x FROM t ORDER BY x", "--format", "json"],
     );
     assert_eq!(json_rows(&out), serde_json::json!([{"x": 1}, {"x": 3}]));
+    assert!(
+        stderr(&out).contains(&format!("sqlite-s3 sync {url}")),
+        "{}",
+        stderr(&out)
+    );
+    let out = place.run("mine", &["sync", &url]);
+    assert_exit(&out, 9, "--discard-pending");
+    assert_ok(&place.run("mine", &["--discard-pending", "sync", &url]));
+    let out = place.run(
+        "mine",
+        &["query", &url, "SELECT x FROM t ORDER BY x", "--format", "json"],
+    );
+    assert_eq!(json_rows(&out), serde_json::json!([{"x": 1}, {"x": 3}]));
+    assert!(!stderr(&out).contains("unpublished"), "{}", stderr(&out));
 }
 
 #[test]
-fn a_change_left_unpublished_is_published_by_the_next_run() {
+fn a_change_left_unpublished_is_published_by_sync_not_by_a_read() {
     let place = Place::file();
     let url = place.url("app.db");
     leave_unpublished_change(&place, &url);
 
     assert_ok(&place.run("mine", &["query", &url, "SELECT 1"]));
-    let out = place.run(
-        "other",
-        &["query", &url, "SELECT x FROM t ORDER BY x", "--format", "json"],
+    let read = || {
+        place.run(
+            "other",
+            &["query", &url, "SELECT x FROM t ORDER BY x", "--format", "json"],
+        )
+    };
+    assert_eq!(
+        json_rows(&read()),
+        serde_json::json!([{"x": 1}]),
+        "the read published nothing"
     );
-    assert_eq!(json_rows(&out), serde_json::json!([{"x": 1}, {"x": 2}]));
+    assert_ok(&place.run("mine", &["sync", &url]));
+    assert_eq!(json_rows(&read()), serde_json::json!([{"x": 1}, {"x": 2}]));
 }
 
 #[test]
@@ -388,7 +407,7 @@ fn help_names_the_exit_codes_and_gives_examples() {
     let out = sqlite_s3(None).arg("--help").output().unwrap();
     assert_ok(&out);
     assert!(stdout(&out).contains("4  conflict"), "{}", stdout(&out));
-    for command in ["exec", "query", "shell", "pull", "push", "info", "completions"] {
+    for command in ["exec", "query", "shell", "sync", "pull", "push", "info", "completions"] {
         let out = sqlite_s3(None).args([command, "--help"]).output().unwrap();
         assert!(stdout(&out).contains("Example"), "{command}: {}", stdout(&out));
     }

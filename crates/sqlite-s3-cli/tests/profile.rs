@@ -132,7 +132,7 @@ fn flags_win_over_the_profile_and_the_profile_over_the_environment() {
         files.command(&cache),
         &["--profile", "stale", "exec", &url, "CREATE TABLE t(x)"],
     );
-    assert_exit(&out, 5, "could not reach the store");
+    assert_exit(&out, 5, "no answer from the store");
     // ...unless --endpoint names another.
     let out = run(
         files.command(&cache),

@@ -99,17 +99,15 @@ pub enum Error {
         reason: String,
     },
 
-    /// The store could not be reached, or failed in a way that may pass.
-    #[error(
-        "could not reach the store for {url} ({operation}): {detail}. Check the \
-         endpoint and the network"
-    )]
+    /// The store could not be reached, or failed in a way that may pass,
+    /// for the whole retry budget.
+    #[error("the store failed while {operation} for {url}: {detail}")]
     Unavailable {
         /// The database URL.
         url: String,
         /// What was being done.
         operation: &'static str,
-        /// A short description of the failure.
+        /// What the store said, or that it did not answer, and what to do.
         detail: String,
         /// The store's error.
         #[source]
@@ -163,6 +161,37 @@ pub enum Error {
         url: String,
         /// How many attempts were made.
         attempts: u32,
+    },
+
+    /// A write was sent, and whether it landed cannot be told: the store
+    /// failed for the whole retry budget, or no longer shows it. The change
+    /// must not be run again blindly.
+    #[error("whether {operation} of {url} landed is unknown ({detail}): do not run it again blindly. {next}")]
+    OutcomeUnknown {
+        /// The database URL.
+        url: String,
+        /// What was being written.
+        operation: &'static str,
+        /// Why it cannot be told.
+        detail: String,
+        /// What happens next, and what to do.
+        next: &'static str,
+    },
+
+    /// A local working copy is not a sound SQLite database (a full disk cut
+    /// it short, another program wrote over it). Nothing of it was
+    /// published; it was set aside, and the remote version is used instead.
+    #[error(
+        "the working copy of {url} is damaged ({reason}), so nothing was published from it; it was set aside \
+         as {path} and the newest remote version is used instead. Run the change again"
+    )]
+    WorkingCopyDamaged {
+        /// The database URL.
+        url: String,
+        /// Where the damaged copy is now.
+        path: PathBuf,
+        /// What check failed.
+        reason: String,
     },
 
     /// SQLite reported an error.

@@ -41,11 +41,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use object_store::path::Path;
-use object_store::{GetOptions, ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion};
+use object_store::{Attributes, GetOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::store::Remote;
+use crate::store::cas::{self, Condition, Landed};
 
 /// How much later than its holder said other processes take a lease for
 /// expired: the clock difference between machines the protocol tolerates.
@@ -144,7 +145,7 @@ impl Lease {
                 released: false,
             };
             let mode = match &current {
-                None => PutMode::Create,
+                None => Condition::Absent,
                 Some((_, etag)) => update(etag),
             };
             if let Some(held) = write(remote, &key, record, ttl, mode).await? {
@@ -307,11 +308,8 @@ fn expired(record: &Record) -> bool {
     now_ms() >= record.expires_at_ms + CLOCK_SKEW.as_millis() as u64
 }
 
-fn update(etag: &str) -> PutMode {
-    PutMode::Update(UpdateVersion {
-        e_tag: Some(etag.to_string()),
-        version: None,
-    })
+fn update(etag: &str) -> Condition {
+    Condition::Matches(etag.to_string())
 }
 
 /// The lease record and its ETag, if there is one.
@@ -336,45 +334,56 @@ async fn read(remote: &Remote, key: &Path) -> Result<Option<(Record, String)>> {
     }
 }
 
-/// Writes `record`, expiring `ttl` from now, under `mode`. `None` when the
-/// condition failed.
-async fn write(remote: &Remote, key: &Path, mut record: Record, ttl: Duration, mode: PutMode) -> Result<Option<Held>> {
+/// Writes `record`, expiring `ttl` from now, if `condition` holds. `None`
+/// when another write holds the lease's place. A try whose answer was lost
+/// is recognised by the record holding exactly what we wrote.
+async fn write(
+    remote: &Remote,
+    key: &Path,
+    mut record: Record,
+    ttl: Duration,
+    condition: Condition,
+) -> Result<Option<Held>> {
     // Our clock starts before the request: the lease runs out for us no
     // later than for anyone else.
     let sent = Instant::now();
     record.expires_at_ms = now_ms() + ttl.as_millis() as u64;
     let body = serde_json::to_vec(&record).expect("a lease record serializes");
-    match remote
-        .store()
-        .put_opts(key, PutPayload::from(body), PutOptions::from(mode))
-        .await
-    {
-        Ok(result) => {
-            let etag = result.e_tag.ok_or_else(|| {
-                Error::InvalidState(format!("the store returned no ETag for the lease of {}", remote.url()))
-            })?;
-            Ok(Some(Held::fresh(etag, record, sent + ttl)))
+    let outcome = cas::put(
+        remote,
+        key,
+        PutPayload::from(body),
+        Attributes::new(),
+        &condition,
+        "writing the lease",
+        |_| check(remote, key, &record, &condition),
+    )
+    .await?;
+    let etag = match outcome {
+        cas::Outcome::Written(result) => result.e_tag.ok_or_else(|| {
+            Error::InvalidState(format!("the store returned no ETag for the lease of {}", remote.url()))
+        })?,
+        cas::Outcome::Found(etag) => etag,
+        cas::Outcome::Taken => return Ok(None),
+        cas::Outcome::Unknown(error) => return Err(error),
+    };
+    Ok(Some(Held::fresh(etag, record, sent + ttl)))
+}
+
+/// Whether the lease holds exactly `record` (then its ETag), or still
+/// allows a write under `condition`.
+async fn check(remote: &Remote, key: &Path, record: &Record, condition: &Condition) -> Result<Landed<String>> {
+    Ok(match read(remote, key).await? {
+        Some((now, etag))
+            if now.token == record.token
+                && now.fence == record.fence
+                && now.expires_at_ms == record.expires_at_ms
+                && now.released == record.released =>
+        {
+            Landed::Yes(etag)
         }
-        Err(
-            object_store::Error::Precondition { .. }
-            | object_store::Error::AlreadyExists { .. }
-            | object_store::Error::NotFound { .. },
-        ) => {
-            // The store may have retried a request whose first answer was
-            // lost, and the retry failed on our own write: if the lease
-            // holds exactly what we wrote, the write landed.
-            match read(remote, key).await? {
-                Some((now, etag))
-                    if now.token == record.token
-                        && now.fence == record.fence
-                        && now.expires_at_ms == record.expires_at_ms
-                        && now.released == record.released =>
-                {
-                    Ok(Some(Held::fresh(etag, record, sent + ttl)))
-                }
-                _ => Ok(None),
-            }
-        }
-        Err(e) => Err(remote.error("writing the lease", e)),
-    }
+        Some((_, etag)) if condition.holds_for(Some(&etag)) => Landed::NotYet,
+        None if condition.holds_for(None) => Landed::NotYet,
+        _ => Landed::Never,
+    })
 }

@@ -24,6 +24,7 @@ pub struct StoreOptions {
     pub(crate) allow_http: Option<bool>,
     #[cfg(feature = "aws-config")]
     pub(crate) profile: Option<String>,
+    pub(crate) request_retry: crate::store::RequestRetry,
 }
 
 impl StoreOptions {
@@ -77,6 +78,14 @@ impl StoreOptions {
         self.allow_http = Some(allow);
         self
     }
+
+    /// How requests that fail in a way that may pass (a reset connection, a
+    /// body cut short, a timeout, 500, 503 SlowDown, 429) are sent again.
+    /// The default tries eight times over about five seconds.
+    pub fn request_retry(mut self, retry: crate::store::RequestRetry) -> Self {
+        self.request_retry = retry;
+        self
+    }
 }
 
 impl fmt::Debug for StoreOptions {
@@ -88,7 +97,8 @@ impl fmt::Debug for StoreOptions {
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &hidden(&self.secret_access_key))
             .field("session_token", &hidden(&self.session_token))
-            .field("allow_http", &self.allow_http);
+            .field("allow_http", &self.allow_http)
+            .field("request_retry", &self.request_retry);
         #[cfg(feature = "aws-config")]
         f.field("profile", &self.profile);
         f.finish()
@@ -118,8 +128,14 @@ pub enum PendingChanges {
     #[default]
     Publish,
     /// Move them aside (into the cache's `rescued` folder) and start from the
-    /// remote version.
+    /// remote version. Changes an earlier publish may still land are made
+    /// sure of first; changes that turn out to be in the remote already are
+    /// not moved aside (a warning says so).
     Discard,
+    /// Leave them where they are, say so (a warning naming the command that
+    /// publishes them), and use another working copy: what read-only work
+    /// does, since it never writes to the store.
+    Keep,
 }
 
 /// Retries of the retrying transaction.
@@ -168,6 +184,7 @@ pub struct Options {
     pub(crate) layout: LayoutKind,
     pub(crate) chunk_cache_bytes: u64,
     pub(crate) shared: bool,
+    pub(crate) read_only: bool,
 }
 
 /// The default size cap of the local chunk cache of one database.
@@ -185,6 +202,7 @@ impl Default for Options {
             layout: LayoutKind::default(),
             chunk_cache_bytes: DEFAULT_CHUNK_CACHE_BYTES,
             shared: false,
+            read_only: false,
         }
     }
 }
@@ -201,6 +219,7 @@ impl fmt::Debug for Options {
             .field("layout", &self.layout)
             .field("chunk_cache_bytes", &self.chunk_cache_bytes)
             .field("shared", &self.shared)
+            .field("read_only", &self.read_only)
             .finish()
     }
 }
@@ -225,6 +244,19 @@ impl Options {
     /// and Diesel adapters turn it on.
     pub fn shared_working_copy(mut self, shared: bool) -> Self {
         self.shared = shared;
+        self
+    }
+
+    /// A session that never writes to the store: changes left by earlier
+    /// sessions are kept and reported, not published
+    /// ([`PendingChanges::Keep`] unless discarding was asked for), and
+    /// [`Session::publish`](crate::Session::publish) refuses to send
+    /// anything. What `query`, `info` and `pull` use.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        if read_only && self.pending == PendingChanges::Publish {
+            self.pending = PendingChanges::Keep;
+        }
         self
     }
 
@@ -291,6 +323,11 @@ impl Options {
     pub fn progress(mut self, progress: ProgressFn) -> Self {
         self.progress = Some(progress);
         self
+    }
+
+    /// What happens to changes left by earlier sessions.
+    pub fn pending(&self) -> PendingChanges {
+        self.pending
     }
 
     /// How to reach the store.

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::cache;
+use crate::cache::state::{Attempt, InFlight};
 use crate::error::{Error, Result};
 use crate::layout::{self, Published, RemoteVersion};
 use crate::options::{Options, WriteMode};
@@ -75,7 +76,8 @@ pub async fn pull_to_file(remote: Remote, options: &Options, dest: &Path) -> Res
             dest.display()
         )));
     }
-    let session = Session::open_remote(remote.clone(), options).await?;
+    // Read-only: changes left in the cache are kept, not published.
+    let session = Session::open_remote(remote.clone(), &options.clone().read_only(true)).await?;
     let Some(version) = session.version().cloned() else {
         return Err(Error::DatabaseNotFound {
             url: remote.url().to_string(),
@@ -134,7 +136,11 @@ pub async fn push_file(remote: Remote, options: &Options, file: &Path, force: bo
     } else {
         WriteMode::Conditional
     };
-    let token = format!("{:016x}", fastrand::u64(..));
+    let mut in_flight = InFlight::over(base.as_ref(), mode == WriteMode::LastWriterWins);
+    in_flight.attempts.push(Attempt {
+        token: layout::new_token(),
+        hash: String::new(),
+    });
     let bytes = std::fs::metadata(&snapshot_path)
         .map_err(Error::io("reading", &snapshot_path))?
         .len();
@@ -149,11 +155,20 @@ pub async fn push_file(remote: Remote, options: &Options, file: &Path, force: bo
             &snapshot_path,
             base.as_ref(),
             mode,
-            &token,
+            &in_flight,
             options.progress.as_ref(),
         )
-        .await?;
-    if let Published::Current(version) = published {
+        .await
+        .map_err(|e| match e {
+            Error::OutcomeUnknown { url, detail, .. } => Error::OutcomeUnknown {
+                url,
+                operation: "the push",
+                detail,
+                next: "Look at the database (sqlite-s3 info URL) before pushing again",
+            },
+            e => e,
+        })?;
+    if let Published::Current(version) = published.published {
         let record = PullRecord {
             url: remote.url().to_string(),
             file,

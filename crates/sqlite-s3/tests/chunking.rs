@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use sqlite_s3::cache::state::InFlight;
 use sqlite_s3::layout::versioned::Versioned;
 use sqlite_s3::layout::{Base, Layout, Published, Pulled, RemoteVersion};
 use sqlite_s3::{Remote, WriteMode};
@@ -17,9 +18,17 @@ fn remote(name: &str) -> Remote {
 async fn publish(remote: &Remote, file: &Path, base: Option<&RemoteVersion>) -> RemoteVersion {
     let token = format!("{:016x}", fastrand::u64(..));
     match Versioned::default()
-        .publish(remote, file, base, WriteMode::Conditional, &token, None)
+        .publish(
+            remote,
+            file,
+            base,
+            WriteMode::Conditional,
+            &InFlight::over(base, false).with_attempt(token, ""),
+            None,
+        )
         .await
         .unwrap()
+        .published
     {
         Published::Current(version) => version,
         Published::Superseded => panic!("no one else writes"),

@@ -7,7 +7,7 @@ mod support;
 use sqlite_s3::layout::convert::{ConvertReport, convert};
 use sqlite_s3::layout::{self, LayoutKind};
 use sqlite_s3::{Error, Remote, Session, WriteMode, history};
-use support::fail_puts::FailPuts;
+use support::faults::{Fault, Faults, Op};
 use support::{Backend, Kind};
 
 async fn insert(session: &mut Session, value: &str) {
@@ -141,9 +141,9 @@ async fn sessions_opened_before_a_move_follow_it(backend: Backend) {
 async fn a_move_to_versioned_cut_short_is_finished_by_the_next_reader(backend: Backend) {
     let remote = remote(&backend);
     write(&backend, &remote, &["a", "b"]).await;
-    let (faulty, fail) = FailPuts::wrap(&remote);
+    let (faulty, fail) = Faults::wrap(&remote);
     // Stop after the marker is written, before the version is created.
-    fail.arm(|key| key.contains("/manifests/"));
+    fail.once(Op::Put, |key| key.contains("/manifests/"), Fault::Stop);
     convert(&faulty, LayoutKind::Versioned, None).await.unwrap_err();
     let marker = backend.raw_get("app.db").await.unwrap();
     assert!(marker.starts_with(b"sqlite-s3: this database moved"));
@@ -160,10 +160,10 @@ async fn a_move_to_single_cut_short_is_finished_by_the_next_reader(backend: Back
     write(&backend, &remote, &["a"]).await;
     convert(&remote, LayoutKind::Versioned, None).await.unwrap();
     write(&backend, &remote, &["b"]).await;
-    let (faulty, fail) = FailPuts::wrap(&remote);
+    let (faulty, fail) = Faults::wrap(&remote);
     // Stop after the moved version is created, before the object is written
     // over the marker of the first move.
-    fail.arm(|key| key == "app.db");
+    fail.once(Op::Put, |key| key == "app.db", Fault::Stop);
     convert(&faulty, LayoutKind::Single, None).await.unwrap_err();
     assert!(
         backend
@@ -189,24 +189,25 @@ async fn a_move_to_versioned_does_not_replace_a_newer_single_object() {
     write(&backend, &remote, &["a"]).await;
     // Another writer commits after the conversion read the object, before it
     // writes the marker: the chunk uploads are where that can happen.
-    let (faulty, fail) = FailPuts::wrap(&remote);
+    let (faulty, fail) = Faults::wrap(&remote);
     let (b, r) = (backend.options(), remote.clone());
-    let once = std::sync::atomic::AtomicBool::new(false);
-    fail.arm(move |key| {
-        if key.contains("/chunks/") && !once.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            let (b, r) = (b.clone(), r.clone());
-            std::thread::spawn(move || {
-                tokio::runtime::Runtime::new().unwrap().block_on(async {
-                    let mut s = Session::open_remote(r, &b).await.unwrap();
-                    insert(&mut s, "late").await;
-                    s.close().await.unwrap();
-                })
+    let late_writer = move || {
+        let (b, r) = (b.clone(), r.clone());
+        std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                let mut s = Session::open_remote(r, &b).await.unwrap();
+                insert(&mut s, "late").await;
+                s.close().await.unwrap();
             })
-            .join()
-            .unwrap();
-        }
-        false
-    });
+        })
+        .join()
+        .unwrap();
+    };
+    fail.once(
+        Op::Put,
+        |key| key.contains("/chunks/"),
+        Fault::Call(std::sync::Arc::new(late_writer)),
+    );
     let report = convert(&faulty, LayoutKind::Versioned, None).await.unwrap();
     assert_eq!(report.version, Some(1), "the retry staged version 1 again");
     assert_eq!(notes_of(&backend, &remote).await, strings(&["a", "late"]));

@@ -3,21 +3,12 @@
 
 mod support;
 
-use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use futures::stream::BoxStream;
-use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
-    PutOptions, PutPayload, PutResult,
-};
 use sqlite_s3::history::{self, Keep, Target};
 use sqlite_s3::{Error, LayoutKind, Options, Session};
+use support::faults::{Faults, Op};
 use support::{Backend, Kind};
-use tokio::sync::Notify;
 
 fn versioned(backend: &Backend) -> Options {
     backend.options().layout(LayoutKind::Versioned)
@@ -207,61 +198,6 @@ async fn gc_keeps_what_is_used_and_deletes_the_rest(backend: Backend) {
     assert!(history::restore(&r, Target::Version(1)).await.is_err());
 }
 
-/// A store that holds the next manifest creation until told to go on.
-#[derive(Debug)]
-struct HoldManifest {
-    inner: Arc<dyn ObjectStore>,
-    reached: Notify,
-    release: Notify,
-}
-
-impl fmt::Display for HoldManifest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Hold({})", self.inner)
-    }
-}
-
-#[async_trait]
-impl ObjectStore for HoldManifest {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        if location.as_ref().contains("/manifests/") {
-            self.reached.notify_one();
-            self.release.notified().await;
-        }
-        self.inner.put_opts(location, payload, opts).await
-    }
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-}
-
 /// A commit uploads its chunks, then gc runs before the commit creates its
 /// manifest. Returns what a fresh reader then finds.
 async fn gc_during_a_commit(backend: &Backend, grace: Duration) -> sqlite_s3::Result<i64> {
@@ -271,13 +207,8 @@ async fn gc_during_a_commit(backend: &Backend, grace: Duration) -> sqlite_s3::Re
     set(&mut seed, 1).await;
     seed.close().await.unwrap();
 
-    let held = Arc::new(HoldManifest {
-        inner: remote(backend, "app.db").store().clone(),
-        reached: Notify::new(),
-        release: Notify::new(),
-    });
-    let wrapped = held.clone();
-    let slow = remote(backend, "app.db").map_store(move |_| wrapped);
+    let (slow, faults) = Faults::wrap(&remote(backend, "app.db"));
+    let held = faults.hold(Op::Put, |key| key.contains("/manifests/"));
     let options = backend.options();
     let commit = tokio::spawn(async move {
         let mut db = Session::open_remote(slow, &options).await.unwrap();
@@ -318,6 +249,7 @@ async fn gc_never_deletes_the_chunks_of_a_commit_in_flight() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_that_reuses_an_old_chunk_keeps_it_from_gc() {
+    use sqlite_s3::cache::state::InFlight;
     use sqlite_s3::layout::versioned::Versioned;
     use sqlite_s3::layout::{Layout, Published};
     let backend = Backend::new(Kind::Memory).unwrap();
@@ -339,11 +271,12 @@ async fn a_commit_that_reuses_an_old_chunk_keeps_it_from_gc() {
                 &file,
                 base.as_ref(),
                 sqlite_s3::WriteMode::Conditional,
-                &token,
+                &InFlight::over(base.as_ref(), false).with_attempt(token, ""),
                 None,
             )
             .await
             .unwrap()
+            .published
         {
             Published::Current(v) => v,
             Published::Superseded => unreachable!(),
@@ -356,13 +289,8 @@ async fn a_commit_that_reuses_an_old_chunk_keeps_it_from_gc() {
 
     // A commit goes back to A's bytes: its chunks exist already. gc runs
     // while the commit has uploaded them but not created its manifest.
-    let held = Arc::new(HoldManifest {
-        inner: r.store().clone(),
-        reached: Notify::new(),
-        release: Notify::new(),
-    });
-    let wrapped = held.clone();
-    let slow = r.clone().map_store(move |_| wrapped);
+    let (slow, faults) = Faults::wrap(&r);
+    let held = faults.hold(Op::Put, |key| key.contains("/manifests/"));
     let commit = tokio::spawn(publish(slow, a.clone(), Some(v2)));
     held.reached.notified().await;
     let report = history::gc(&r, Keep::Last(1), Duration::from_secs(1)).await.unwrap();

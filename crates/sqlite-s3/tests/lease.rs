@@ -206,16 +206,17 @@ async fn a_holder_whose_lease_was_taken_over_early_is_fenced_off(backend: Backen
 }
 
 async fn a_lease_write_whose_answer_was_lost_is_ours(backend: Backend) {
-    let (remote, store) = support::fail_puts::FailPuts::wrap(&remote(&backend, "app.db"));
+    use support::faults::{Fault, Faults, Op};
+    let (remote, store) = Faults::wrap(&remote(&backend, "app.db"));
     let is_lease = |key: &str| key.ends_with(".sqlite-s3-lease");
-    // The create lands; its answer is lost and the retry fails.
-    store.arm_landed(is_lease);
+    // The create lands; its answer is lost and the retry fails its condition.
+    store.once(Op::Put, is_lease, Fault::LoseAnswer);
     let lease = Lease::acquire(&remote, "me", Duration::from_secs(30), Duration::ZERO)
         .await
         .unwrap();
     assert_eq!(lease.fence(), 1);
     // The same for a renewal: still ours, and renewable after.
-    store.arm_landed(is_lease);
+    store.once(Op::Put, is_lease, Fault::LoseAnswer);
     lease.renew().await.unwrap();
     lease.renew().await.unwrap();
     lease.release().await.unwrap();

@@ -55,7 +55,11 @@ async fn a_versioned_database_round_trips_and_is_detected(backend: Backend) {
     let mut db = Session::open(&url, &versioned(&backend)).await.unwrap();
     fill(&mut db, 3000).await;
     db.close().await.unwrap();
-    assert!(backend.raw_get("app.db").await.is_none(), "no single object");
+    let marker = backend.raw_get("app.db").await.expect("a marker at the key");
+    assert!(
+        marker.starts_with(b"sqlite-s3: this database moved to the versioned layout"),
+        "the key holds only the marker that keeps a single-object database from being created there"
+    );
     assert!(backend.raw_get(&manifest_key(1)).await.is_some());
 
     // Opened elsewhere with default options: the layout is detected.

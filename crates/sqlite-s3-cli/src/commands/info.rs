@@ -23,7 +23,8 @@ pub async fn run(ctx: &mut Context, url: &str, format: InfoFormat) -> Result<()>
     let options = match local {
         LocalCopy::Dirty { .. } | LocalCopy::InUse => ctx.options.clone().cache_dir(scratch.path()),
         _ => ctx.options.clone(),
-    };
+    }
+    .read_only(true);
     let session = Session::open_remote(remote.clone(), &options).await?;
     if session.version().is_none() {
         return Err(Error::DatabaseNotFound { url: url.to_string() });

@@ -8,6 +8,7 @@ mod pull;
 mod push;
 mod query;
 mod shell;
+mod sync;
 
 use std::io::Write;
 
@@ -39,6 +40,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Query { url, sql, format } => query::run(&mut ctx, &url, &sql, format).await,
         Command::Shell { url, batch } => shell::run(&mut ctx, &url, batch).await,
+        Command::Sync { url } => sync::run(&mut ctx, &url, quiet).await,
         Command::Pull { url, file } => pull::run(&mut ctx, &url, &file, quiet).await,
         Command::Push { file, url, force } => push::run(&mut ctx, &file, &url, force, quiet).await,
         Command::Info { url, format } => info::run(&mut ctx, &url, format).await,

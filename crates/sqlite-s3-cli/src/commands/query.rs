@@ -11,7 +11,7 @@ use crate::output::{self, Format, Table};
 
 pub async fn run(ctx: &mut Context, url: &str, sql: &str, format: Format) -> Result<()> {
     let remote = ctx.remote(url)?;
-    let session = Session::open_remote(remote, &ctx.options).await?;
+    let session = Session::open_remote(remote, &ctx.options.clone().read_only(true)).await?;
     if session.version().is_none() {
         return Err(Error::DatabaseNotFound {
             url: session.url().to_string(),

@@ -90,6 +90,53 @@ impl Slot {
         self.dir.parent().unwrap_or(&self.dir).join("rescued")
     }
 
+    /// Where damaged working copies are moved.
+    pub fn damaged_dir(&self) -> PathBuf {
+        self.dir.parent().unwrap_or(&self.dir).join("damaged")
+    }
+
+    /// Moves the working copy, the files SQLite keeps beside it, and the
+    /// state file into a new folder under `damaged/`, and starts the slot
+    /// afresh (nothing pulled). Returns the folder. Nothing is deleted.
+    pub fn set_aside_damaged(&mut self, reason: &str) -> Result<PathBuf> {
+        let db = self.db_path();
+        let mut files = vec![db.clone(), self.dir.join("state.json")];
+        files.extend(crate::sqlite::side_files(&db));
+        let folder = self.set_aside(&files, reason)?;
+        self.state = SlotState {
+            url: std::mem::take(&mut self.state.url),
+            layout: self.state.layout,
+            ..Default::default()
+        };
+        self.save()?;
+        Ok(folder)
+    }
+
+    /// Moves `files` (those that exist) into a new folder under
+    /// `damaged/`, with a note saying why; returns the folder.
+    pub fn set_aside(&self, files: &[PathBuf], reason: &str) -> Result<PathBuf> {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        let slot_name = self.dir.file_name().and_then(|n| n.to_str()).unwrap_or("slot");
+        let folder = self
+            .damaged_dir()
+            .join(format!("{stamp}-{slot_name}-{:04x}", fastrand::u16(..)));
+        std::fs::create_dir_all(&folder).map_err(Error::io("creating", &folder))?;
+        for file in files {
+            let Some(name) = file.file_name() else { continue };
+            match std::fs::rename(file, folder.join(name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("moving aside", file)(e)),
+            }
+        }
+        let note = folder.join("REASON.txt");
+        std::fs::write(&note, format!("{reason}\n")).map_err(Error::io("writing", &note))?;
+        Ok(folder)
+    }
+
     /// Saves the state.
     pub fn save(&self) -> Result<()> {
         self.state.save(&self.dir.join("state.json"))

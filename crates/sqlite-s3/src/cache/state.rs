@@ -44,18 +44,145 @@ pub struct SlotState {
     /// dies between the rename and the next save, the next session sees
     /// that the file is this download, not local changes.
     pub installing: Option<Installing>,
+    /// The file system's view of the working copy when the last session
+    /// closed: while it is unchanged the copy need not be hashed again to
+    /// prove it is what was pulled.
+    pub fingerprint: Option<Fingerprint>,
+    /// Set when `state.json` did not parse (never saved): nothing it said
+    /// can be trusted.
+    #[serde(skip)]
+    pub unreadable: bool,
 }
 
-/// A publish whose outcome is not known yet.
+/// Size, inode, and modification and change times of a file: any write to
+/// it changes one of them (the change time cannot be set back by a program).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    len: u64,
+    inode: u64,
+    modified_ns: i128,
+    changed_ns: i128,
+}
+
+impl Fingerprint {
+    /// The fingerprint of the file at `path`, or `None` when there is none.
+    pub fn of(path: &Path) -> Result<Option<Self>> {
+        let metadata = match std::fs::metadata(path) {
+            Ok(metadata) => metadata,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("reading", path)(e)),
+        };
+        #[cfg(unix)]
+        let (inode, changed_ns) = {
+            use std::os::unix::fs::MetadataExt;
+            (
+                metadata.ino(),
+                i128::from(metadata.ctime()) * 1_000_000_000 + i128::from(metadata.ctime_nsec()),
+            )
+        };
+        #[cfg(not(unix))]
+        let (inode, changed_ns) = (0, 0);
+        let modified_ns = metadata
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i128);
+        Ok(Some(Self {
+            len: metadata.len(),
+            inode,
+            modified_ns,
+            changed_ns,
+        }))
+    }
+}
+
+/// Publishes whose outcome is not known yet: tries of the working copy's
+/// changes over one base version. Each is conditional on that base, so at
+/// most one of them can ever land, and its token says which.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "InFlightRecord")]
 pub struct InFlight {
+    /// The version they were published over (its ETag, or number), if any.
+    pub base: Option<String>,
+    /// The commit token of that version (the first of its lineage), if it
+    /// has one: the mark by which its successor is found in a lineage.
+    #[serde(default)]
+    pub base_token: Option<String>,
+    /// Whether they were last-writer-wins publishes (not conditional on
+    /// the base).
+    #[serde(default)]
+    pub last_writer_wins: bool,
+    /// The tries, oldest first.
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+}
+
+/// One publish whose outcome is not known yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
     /// Its commit token.
     pub token: String,
     /// BLAKE3 (hex) of the file it uploads.
     pub hash: String,
-    /// The version it was published over (its ETag, or number), if any.
+}
+
+impl InFlight {
+    /// A record for tries over `base` (`None`: creating the database).
+    pub fn over(base: Option<&RemoteVersion>, last_writer_wins: bool) -> Self {
+        Self {
+            base: base.map(|v| v.etag.clone()),
+            base_token: base.and_then(|v| v.lineage.first().cloned()),
+            last_writer_wins,
+            attempts: Vec::new(),
+        }
+    }
+
+    /// The record with one more try, `token`, uploading content `hash`.
+    pub fn with_attempt(mut self, token: impl Into<String>, hash: impl Into<String>) -> Self {
+        self.attempts.push(Attempt {
+            token: token.into(),
+            hash: hash.into(),
+        });
+        self
+    }
+
+    /// Whether `token` is one of the tries, and which.
+    pub fn attempt(&self, token: &str) -> Option<usize> {
+        self.attempts.iter().position(|a| a.token == token)
+    }
+}
+
+/// What `state.json` may hold for [`InFlight`]: also the single try that
+/// earlier versions recorded (`token`, `hash`).
+#[derive(Deserialize)]
+struct InFlightRecord {
     #[serde(default)]
-    pub base: Option<String>,
+    base: Option<String>,
+    #[serde(default)]
+    base_token: Option<String>,
+    #[serde(default)]
+    last_writer_wins: bool,
+    #[serde(default)]
+    attempts: Vec<Attempt>,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    hash: Option<String>,
+}
+
+impl From<InFlightRecord> for InFlight {
+    fn from(r: InFlightRecord) -> Self {
+        let mut attempts = r.attempts;
+        if let (Some(token), Some(hash)) = (r.token, r.hash) {
+            attempts.push(Attempt { token, hash });
+        }
+        Self {
+            base: r.base,
+            base_token: r.base_token,
+            last_writer_wins: r.last_writer_wins,
+            attempts,
+        }
+    }
 }
 
 /// A download being installed as the working copy.
@@ -69,12 +196,13 @@ pub struct Installing {
 
 impl SlotState {
     /// Reads the state, or the default when there is none yet. A state file
-    /// that does not parse counts as "open" with nothing pulled, so the
-    /// working copy is checked and nothing in it is trusted as clean.
+    /// that does not parse is [`SlotState::unreadable`]: the working copy
+    /// beside it is then set aside, since what it was pulled from is unknown.
     pub fn load(path: &Path) -> Result<Self> {
         match std::fs::read(path) {
             Ok(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_else(|_| SlotState {
                 status: Status::Open,
+                unreadable: true,
                 ..Default::default()
             })),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),

@@ -296,7 +296,19 @@ impl Database {
                     tokio::time::sleep(policy.backoff(attempt)).await;
                     attempt += 1;
                 }
-                Err(e) => return Err(e),
+                // Nothing was sent: the damaged copy was set aside and the
+                // newest version written in.
+                Err(Error::WorkingCopyDamaged { .. }) if attempt < policy.max_attempts => attempt += 1,
+                // Kept with its tries, to be settled exactly once later.
+                Err(e @ Error::OutcomeUnknown { .. }) => return Err(e),
+                Err(e) if session.has_publish_in_flight() => {
+                    return Err(crate::layout::publish_unknown(session.remote(), e));
+                }
+                // It did not land: drop it, so that it is not published later.
+                Err(e) => {
+                    session.discard().await?;
+                    return Err(e);
+                }
             }
         }
     }

@@ -26,17 +26,19 @@
 
 use std::path::Path;
 
-use object_store::{GetOptions, PutPayload};
+use object_store::{Attributes, GetOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use super::single::SingleObject;
-use super::versioned::Versioned;
 use super::versioned::manifest::Manifest;
+use super::versioned::{Versioned, marker_check};
 use super::{Layout, LayoutKind, Pulled, RemoteVersion};
+use crate::cache::state::{Attempt, InFlight};
 use crate::error::{Error, Result};
 use crate::options::WriteMode;
 use crate::progress::ProgressFn;
 use crate::store::Remote;
+use crate::store::cas::{self, Condition};
 
 /// How a marker's body begins; readable by anyone who downloads it.
 const MAGIC: &[u8] = b"sqlite-s3: this database moved to the versioned layout (KEY.sqlite-s3/)\n";
@@ -56,7 +58,7 @@ pub(crate) struct Marker {
 }
 
 impl Marker {
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut bytes = MAGIC.to_vec();
         bytes.extend(serde_json::to_vec(self).expect("a marker serializes"));
         bytes.push(b'\n');
@@ -74,7 +76,7 @@ impl Marker {
         })
     }
 
-    fn staged(&self, remote: &Remote) -> String {
+    pub(crate) fn staged(&self, remote: &Remote) -> String {
         format!("{}.sqlite-s3/staged/{}", remote.key(), self.writer)
     }
 }
@@ -189,8 +191,13 @@ async fn finish(remote: &Remote, state: State, file: Option<&Path>) -> Result<()
                 lineage: Vec::new(),
                 manifest: None,
             });
+            let mut in_flight = InFlight::over(base.as_ref(), false);
+            in_flight.attempts.push(Attempt {
+                token: moved.writer.clone(),
+                hash: String::new(),
+            });
             let published = SingleObject
-                .publish(remote, file, base.as_ref(), WriteMode::Conditional, &moved.writer, None)
+                .publish(remote, file, base.as_ref(), WriteMode::Conditional, &in_flight, None)
                 .await;
             match published {
                 Ok(_) => Ok(()),
@@ -315,21 +322,34 @@ async fn to_versioned(remote: &Remote, writer: &str, progress: Option<&ProgressF
         version: number,
         writer: writer.to_string(),
     };
-    let options = object_store::PutOptions::from(object_store::PutMode::Update(object_store::UpdateVersion {
-        e_tag: Some(version.etag),
-        version: None,
-    }));
-    match remote
-        .store()
-        .put_opts(remote.key(), PutPayload::from(marker.encode()), options)
-        .await
-    {
-        Ok(_) => {}
-        Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
+    // The commit point: the object becomes the marker, if it is still the
+    // version that was read.
+    let condition = Condition::Matches(version.etag);
+    let ours = |w: &str| (w == writer).then_some(0);
+    let outcome = cas::put(
+        remote,
+        remote.key(),
+        PutPayload::from(marker.encode()),
+        Attributes::new(),
+        &condition,
+        "replacing the object with a marker",
+        |_| marker_check(remote, &condition, &ours),
+    )
+    .await?;
+    match outcome {
+        cas::Outcome::Written(_) | cas::Outcome::Found(_) => {}
+        cas::Outcome::Taken => {
             versioned.discard_staged(remote, &staged).await;
             return Ok(None);
         }
-        Err(e) => return Err(remote.error("replacing the object with a marker", e)),
+        cas::Outcome::Unknown(error) => {
+            return Err(Error::OutcomeUnknown {
+                url: remote.url().to_string(),
+                operation: "the move to the versioned layout",
+                detail: error.to_string(),
+                next: "Run sqlite-s3 info URL: a move left half done is finished by the next session that meets it",
+            });
+        }
     }
     finish(remote, State::ToVersioned(marker), None).await?;
     Ok(Some(number))

@@ -20,6 +20,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::cache::state::InFlight;
 use crate::error::{Error, Result};
 use crate::options::WriteMode;
 use crate::progress::ProgressFn;
@@ -86,9 +87,16 @@ impl LayoutKind {
 
 /// Pulls with the layout a working copy last used (`known_kind`), or, when
 /// that finds nothing, with the other one: a database is detected from what
-/// the bucket holds. Returns the layout in use, or `None` when there is no
+/// the bucket holds, and the layout a working copy remembers is only where
+/// to look first. Returns the layout in use, or `None` when there is no
 /// database in either.
+///
+/// A move between layouts that a process left half done is finished first,
+/// unless `read_only`: read-only work never writes to the store, so it
+/// reads what it can and otherwise says that a writer must finish the move.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn pull_detecting(
+    read_only: bool,
     known_kind: Option<LayoutKind>,
     cache: Option<&versioned::cache::ChunkCache>,
     remote: &Remote,
@@ -100,19 +108,52 @@ pub(crate) async fn pull_detecting(
     let mut kind = known_kind.unwrap_or_default();
     let (mut known, mut base_file) = (known, base_file);
     let mut absent_once = false;
+    // A move seen on the way: into the versioned layout as this version
+    // (0: into the single-object layout).
+    let mut moved_to: Option<u64> = None;
+    let mut settled = false;
+    let half_done = || {
+        Error::InvalidState(format!(
+            "{} is between layouts: a move (sqlite-s3 convert, or its creation) was left half done. Any \
+             writing command finishes it: sqlite-s3 sync {}",
+            remote.url(),
+            remote.url()
+        ))
+    };
     // Each turn either returns or moves to the other layout; a database
     // moved back and forth while we look could keep us going, so give up
     // after a few turns.
-    for _ in 0..4 {
-        match kind
+    for _ in 0..6 {
+        let pulled = kind
             .layout_with(cache)
             .pull(remote, known, base_file, dest, progress)
-            .await?
-        {
+            .await?;
+        // After the marker of a move into the versioned layout, the version
+        // it names must exist, or the move is not finished (and older
+        // versions are not the database).
+        let unfinished = match (&pulled, moved_to) {
+            (Pulled::Absent, Some(_)) if absent_once => true,
+            (Pulled::Moved { .. }, Some(_)) => true,
+            (Pulled::Downloaded { version, .. }, Some(wanted)) if kind == LayoutKind::Versioned => {
+                version.etag.parse::<u64>().is_ok_and(|have| have < wanted)
+            }
+            _ => false,
+        };
+        if unfinished {
+            if read_only || settled {
+                return Err(half_done());
+            }
+            // Finish the move the process making it left halfway, then
+            // look again from the start.
+            convert::settle(remote).await?;
+            settled = true;
+            (moved_to, absent_once) = (None, false);
+            continue;
+        }
+        match pulled {
             Pulled::Absent if absent_once => return Ok((None, Pulled::Absent)),
             Pulled::Absent => absent_once = true,
-            // Finish the move if the process making it stopped halfway.
-            Pulled::Moved => convert::settle(remote).await?,
+            Pulled::Moved { to_version } => moved_to = Some(to_version.unwrap_or(0)),
             pulled => return Ok((Some(kind), pulled)),
         }
         kind = kind.other();
@@ -136,8 +177,12 @@ pub enum Pulled {
     Unchanged,
     /// There is no database at the key yet.
     Absent,
-    /// The database moved to the other layout (see [`convert`]).
-    Moved,
+    /// The database moved to the other layout (see [`convert`]); into the
+    /// versioned layout as this version, when known.
+    Moved {
+        /// The version the move to the versioned layout creates.
+        to_version: Option<u64>,
+    },
     /// A version was written into the destination file (not yet checked
     /// as SQLite).
     Downloaded {
@@ -148,6 +193,18 @@ pub enum Pulled {
         /// Bytes downloaded for it.
         bytes: u64,
     },
+}
+
+pub use crate::store::cas::Landed;
+
+/// A try of a publish that landed: which one (an index into
+/// [`InFlight::attempts`]), and what the remote holds now.
+#[derive(Debug)]
+pub struct Found {
+    /// Which try.
+    pub attempt: usize,
+    /// Its version, if it is still the newest.
+    pub published: Published,
 }
 
 /// The outcome of a publish that landed.
@@ -204,25 +261,82 @@ pub trait Layout: Send + Sync + std::fmt::Debug {
     ) -> Result<Pulled>;
 
     /// Publishes the complete SQLite file at `file` as the successor of
-    /// `base` (`None`: the database must not exist yet), tagged with `token`.
+    /// `base` (`None`: the database must not exist yet). `in_flight` holds
+    /// the tries of this change over `base`, this one last (its token tags
+    /// the new version); earlier ones may still land, and are looked for
+    /// when the write is refused.
     ///
     /// # Failure
-    /// [`Error::Conflict`] when `base` is no longer the newest version; the
-    /// remote is then untouched. In [`WriteMode::LastWriterWins`] only when
-    /// the database moved to the other layout.
+    /// [`Error::Conflict`] when `base` is no longer the newest version and
+    /// none of the tries landed: the remote is untouched, and none ever
+    /// will. [`Error::OutcomeUnknown`] when that cannot be told. Any other
+    /// error: this try did not land. In [`WriteMode::LastWriterWins`]
+    /// conflicts only when the database moved to the other layout.
     async fn publish(
         &self,
         remote: &Remote,
         file: &Path,
         base: Option<&RemoteVersion>,
         mode: WriteMode,
-        token: &str,
+        in_flight: &InFlight,
         progress: Option<&ProgressFn>,
-    ) -> Result<Published>;
+    ) -> Result<Found>;
 
-    /// Whether the publish tagged `token`, made over the version whose ETag
-    /// is `base`, landed (`None`: not as far as the remote shows).
-    async fn landed(&self, remote: &Remote, token: &str, base: Option<&str>) -> Result<Option<Published>>;
+    /// Whether one of the tries of `in_flight` landed: [`Landed::Never`]
+    /// only with proof that none did or ever will.
+    async fn landed(&self, remote: &Remote, in_flight: &InFlight) -> Result<Landed<Found>>;
+
+    /// Makes sure no try of `in_flight` (made over `base`) can land any
+    /// more, for changes being discarded while a try may still be on its
+    /// way: a new version with the same content as `base` takes the place
+    /// they were made for. [`Landed::Yes`]: one of them landed first (the
+    /// remote holds it). [`Landed::Never`]: none ever will.
+    async fn fence(&self, remote: &Remote, base: Option<&RemoteVersion>, in_flight: &InFlight)
+    -> Result<Landed<Found>>;
+}
+
+/// A token for a new write.
+pub(crate) fn new_token() -> String {
+    format!("{:016x}", fastrand::u64(..))
+}
+
+/// `in_flight` with one more try, `token`, whose content is that of the
+/// base (a fence): its index is the last.
+pub(crate) fn with_fence(in_flight: &InFlight, token: &str) -> InFlight {
+    let mut fenced = in_flight.clone();
+    fenced.attempts.push(crate::cache::state::Attempt {
+        token: token.to_string(),
+        hash: String::new(),
+    });
+    fenced
+}
+
+/// What a fence's write came to, as [`Layout::fence`] answers: the fence
+/// itself landing (`fence` is its index) means none of the tries can.
+pub(crate) fn fenced(outcome: crate::store::cas::Outcome<Found>, fence: usize) -> Landed<Found> {
+    use crate::store::cas::Outcome;
+    match outcome {
+        Outcome::Written(_) | Outcome::Taken => Landed::Never,
+        Outcome::Found(found) if found.attempt == fence => Landed::Never,
+        Outcome::Found(found) => Landed::Yes(found),
+        Outcome::Unknown(error) => Landed::Unknown(error.to_string()),
+    }
+}
+
+/// The error of a publish whose outcome cannot be told: `error` is what
+/// the store last said.
+pub(crate) fn publish_unknown(remote: &Remote, error: Error) -> Error {
+    let detail = match error {
+        Error::Unavailable { detail, .. } => detail,
+        other => other.to_string(),
+    };
+    Error::OutcomeUnknown {
+        url: remote.url().to_string(),
+        operation: "a publish",
+        detail,
+        next: "The change is kept in the cache: the next session on this cache (sqlite-s3 sync URL) finds \
+               out whether it landed and publishes it if it did not, exactly once",
+    }
 }
 
 /// The lineage of a new version: its token, then its parent's lineage, up to
@@ -235,6 +349,7 @@ pub fn extend_lineage(token: &str, parent: Option<&RemoteVersion>) -> Vec<String
 }
 
 /// How many commit tokens a version remembers: enough to recognise our own
-/// write after a lost answer even if a dozen writers published on top of it
-/// before we looked.
-pub const LINEAGE_LEN: usize = 16;
+/// write after a lost answer, and to prove that it did not land, even if
+/// dozens of writers published on top of it before we looked. 64 tokens of
+/// 16 characters fit S3's 2 KiB of user metadata.
+pub const LINEAGE_LEN: usize = 64;

@@ -13,14 +13,17 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use object_store::{Attribute, Attributes, GetOptions, ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion};
+use object_store::{Attribute, Attributes, GetOptions, PutMode, PutOptions, PutPayload};
 use tokio::io::AsyncWriteExt;
 
 use super::convert::{MARKER_MAX, Marker};
-use super::{Layout, Published, Pulled, RemoteVersion, extend_lineage};
+use super::versioned::Versioned;
+use super::{Found, Landed, Layout, Published, Pulled, RemoteVersion, extend_lineage};
+use crate::cache::state::InFlight;
 use crate::error::{Error, Result};
 use crate::options::WriteMode;
 use crate::progress::{Direction, ProgressFn, report};
+use crate::store::cas::{self, Condition, Tries};
 use crate::store::{LINEAGE_ATTRIBUTE, Remote};
 
 /// See the module docs.
@@ -100,8 +103,10 @@ impl Layout for SingleObject {
         let mut stream = if expected < MARKER_MAX {
             // Small enough to be the marker of a move to the versioned layout.
             let bytes = result.bytes().await.map_err(|e| remote.error("downloading", e))?;
-            if Marker::decode(&bytes, remote)?.is_some() {
-                return Ok(Pulled::Moved);
+            if let Some(marker) = Marker::decode(&bytes, remote)? {
+                return Ok(Pulled::Moved {
+                    to_version: Some(marker.version),
+                });
             }
             futures::stream::once(async move { Ok(bytes) }).boxed()
         } else {
@@ -134,11 +139,22 @@ impl Layout for SingleObject {
         file: &Path,
         base: Option<&RemoteVersion>,
         mode: WriteMode,
-        token: &str,
+        in_flight: &InFlight,
         progress: Option<&ProgressFn>,
-    ) -> Result<Published> {
+    ) -> Result<Found> {
+        let this = in_flight
+            .attempts
+            .len()
+            .checked_sub(1)
+            .expect("the try being made is recorded");
+        let token = &in_flight.attempts[this].token;
         let bytes = tokio::fs::read(file).await.map_err(Error::io("reading", file))?;
         let total = bytes.len() as u64;
+        if base.is_none() && Versioned::default().exists(remote).await? {
+            // A database in the versioned layout that predates its marker
+            // (layout/convert.rs): never create a second one beside it.
+            return Err(conflict(remote));
+        }
         report(progress, Direction::Upload, 0, total);
         let lineage = extend_lineage(token, base);
         let mut attributes = Attributes::new();
@@ -147,78 +163,178 @@ impl Layout for SingleObject {
         // Last writer wins, too, tries the condition first: it may write over
         // anything but the marker of a move to the versioned layout.
         let condition = match base {
-            None => PutMode::Create,
-            Some(base) => PutMode::Update(UpdateVersion {
-                e_tag: Some(base.etag.clone()),
-                version: None,
-            }),
+            None => Condition::Absent,
+            Some(base) => Condition::Matches(base.etag.clone()),
         };
         let payload = PutPayload::from(bytes);
-        let put = |mode: PutMode| {
-            let options = PutOptions {
-                mode,
-                attributes: attributes.clone(),
-                ..Default::default()
-            };
-            remote.store().put_opts(remote.key(), payload.clone(), options)
-        };
-        let mut result = put(condition).await;
-        if mode == WriteMode::LastWriterWins
-            && matches!(
-                result,
-                Err(object_store::Error::Precondition { .. }
-                    | object_store::Error::AlreadyExists { .. }
-                    | object_store::Error::NotFound { .. })
-            )
-            && !self.is_marker(remote).await?
-        {
-            result = put(PutMode::Overwrite).await;
-        }
-        match result {
-            Ok(put) => {
-                let etag = put.e_tag.ok_or_else(|| {
-                    Error::InvalidState(format!("the store returned no ETag after publishing {}", remote.url()))
-                })?;
-                Ok(Published::Current(RemoteVersion {
-                    etag,
-                    lineage,
-                    manifest: None,
-                }))
+        let outcome = cas::put(
+            remote,
+            remote.key(),
+            payload.clone(),
+            attributes.clone(),
+            &condition,
+            "uploading",
+            |tries| self.check(remote, in_flight, tries),
+        )
+        .await?;
+        let written = match outcome {
+            cas::Outcome::Written(put) => put,
+            cas::Outcome::Found(found) => return Ok(found),
+            cas::Outcome::Taken if mode == WriteMode::LastWriterWins && !self.is_marker(remote).await? => {
+                let options = PutOptions {
+                    mode: PutMode::Overwrite,
+                    attributes,
+                    ..Default::default()
+                };
+                remote
+                    .store()
+                    .put_opts(remote.key(), payload, options)
+                    .await
+                    .map_err(|e| remote.error("uploading", e))?
             }
-            Err(
-                object_store::Error::Precondition { .. }
-                | object_store::Error::AlreadyExists { .. }
-                | object_store::Error::NotFound { .. },
-            ) => match self.landed(remote, token, None).await? {
-                Some(published) => Ok(published),
-                None => Err(Error::Conflict {
-                    url: remote.url().to_string(),
-                    attempts: 1,
-                }),
-            },
-            Err(e) => Err(remote.error("uploading", e)),
-        }
+            cas::Outcome::Taken => return Err(conflict(remote)),
+            cas::Outcome::Unknown(error) => return Err(super::publish_unknown(remote, error)),
+        };
+        let etag = written.e_tag.ok_or_else(|| {
+            Error::InvalidState(format!("the store returned no ETag after publishing {}", remote.url()))
+        })?;
+        report(progress, Direction::Upload, total, total);
+        Ok(Found {
+            attempt: this,
+            published: Published::Current(RemoteVersion {
+                etag,
+                lineage,
+                manifest: None,
+            }),
+        })
     }
 
-    async fn landed(&self, remote: &Remote, token: &str, _base: Option<&str>) -> Result<Option<Published>> {
+    async fn landed(&self, remote: &Remote, in_flight: &InFlight) -> Result<Landed<Found>> {
+        self.check(remote, in_flight, Tries { ambiguous: true }).await
+    }
+
+    async fn fence(
+        &self,
+        remote: &Remote,
+        base: Option<&RemoteVersion>,
+        in_flight: &InFlight,
+    ) -> Result<Landed<Found>> {
+        let Some(base) = base else {
+            return Ok(Landed::Unknown(
+                "a first publish of a database cannot be fenced off without creating it".into(),
+            ));
+        };
+        // The base's bytes, with the change counter moved on: the same
+        // database, but another object (S3's ETag is the MD5 of the bytes,
+        // so the very same bytes would bring the base's ETag back).
+        let options = GetOptions {
+            if_match: Some(base.etag.clone()),
+            ..Default::default()
+        };
+        let mut bytes = match remote.store().get_opts(remote.key(), options).await {
+            Ok(result) => result
+                .bytes()
+                .await
+                .map_err(|e| remote.error("downloading", e))?
+                .to_vec(),
+            Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
+                return self.landed(remote, in_flight).await;
+            }
+            Err(e) => return Err(remote.error("downloading", e)),
+        };
+        if bytes.len() < 100 {
+            return Ok(Landed::Unknown("the version to fence is not a database".into()));
+        }
+        let counter = u32::from_be_bytes([bytes[24], bytes[25], bytes[26], bytes[27]]).wrapping_add(1);
+        bytes[24..28].copy_from_slice(&counter.to_be_bytes());
+        bytes[92..96].copy_from_slice(&counter.to_be_bytes());
+        let token = super::new_token();
+        let fence = super::with_fence(in_flight, &token);
+        let mut attributes = Attributes::new();
+        let lineage = extend_lineage(&token, Some(base));
+        attributes.insert(Attribute::Metadata(LINEAGE_ATTRIBUTE.into()), lineage.join(",").into());
+        attributes.insert(Attribute::ContentType, "application/vnd.sqlite3".into());
+        let outcome = cas::put(
+            remote,
+            remote.key(),
+            PutPayload::from(bytes),
+            attributes,
+            &Condition::Matches(base.etag.clone()),
+            "fencing off an earlier publish",
+            |tries| self.check(remote, &fence, tries),
+        )
+        .await?;
+        Ok(super::fenced(outcome, fence.attempts.len() - 1))
+    }
+}
+
+impl SingleObject {
+    /// Whether one of the tries of `in_flight` is in the object's lineage.
+    /// It proves that none is, and none ever will be, only when the
+    /// lineage reaches back to the version they were made over and names
+    /// another successor; or when the only try was refused cleanly.
+    async fn check(&self, remote: &Remote, in_flight: &InFlight, tries: Tries) -> Result<Landed<Found>> {
         let options = GetOptions {
             head: true,
             ..Default::default()
         };
         let head = match remote.store().get_opts(remote.key(), options).await {
             Ok(head) => head,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(object_store::Error::NotFound { .. }) if in_flight.base.is_none() => return Ok(Landed::NotYet),
+            // The object it was to replace is gone: an `If-Match` on it
+            // can never succeed.
+            Err(object_store::Error::NotFound { .. }) => return Ok(Landed::Never),
             Err(e) => return Err(remote.error("checking the current version", e)),
         };
         let lineage = lineage_of(&head.attributes);
-        Ok(match lineage.iter().position(|t| t == token) {
-            Some(0) => Some(Published::Current(RemoteVersion {
-                etag: head.meta.e_tag.clone().unwrap_or_default(),
-                lineage,
-                manifest: None,
-            })),
-            Some(_) => Some(Published::Superseded),
-            None => None,
-        })
+        for (position, token) in lineage.iter().enumerate() {
+            if let Some(attempt) = in_flight.attempt(token) {
+                let published = match position {
+                    0 => Published::Current(RemoteVersion {
+                        etag: head.meta.e_tag.clone().unwrap_or_default(),
+                        lineage,
+                        manifest: None,
+                    }),
+                    _ => Published::Superseded,
+                };
+                return Ok(Landed::Yes(Found { attempt, published }));
+            }
+        }
+        if in_flight.last_writer_wins {
+            // Not conditional on anything: only its token can tell.
+            return Ok(match tries.ambiguous || in_flight.attempts.len() > 1 {
+                true => Landed::Unknown("a last-writer-wins publish leaves no proof that it did not land".into()),
+                false => Landed::Never,
+            });
+        }
+        let Some(base) = &in_flight.base else {
+            // Created by another writer; an object is never deleted.
+            return Ok(Landed::Never);
+        };
+        if head.meta.e_tag.as_deref() == Some(base.as_str()) {
+            return Ok(Landed::NotYet);
+        }
+        if !tries.ambiguous && in_flight.attempts.len() == 1 {
+            return Ok(Landed::Never);
+        }
+        // Every writer since the base put its token before the base's: none
+        // of them is ours, so the base's successor is someone else's.
+        if let Some(base_token) = &in_flight.base_token
+            && lineage.contains(base_token)
+        {
+            return Ok(Landed::Never);
+        }
+        Ok(Landed::Unknown(format!(
+            "the lineage of the current version lists its last {} writers, and does not reach back to the \
+             version the change was made over",
+            lineage.len()
+        )))
+    }
+}
+
+fn conflict(remote: &Remote) -> Error {
+    Error::Conflict {
+        url: remote.url().to_string(),
+        attempts: 1,
     }
 }

@@ -105,7 +105,22 @@ impl Session {
     pub async fn open_remote(remote: Remote, options: &Options) -> Result<Self> {
         let cache_dir = cache::resolve_dir(options.cache_dir.as_deref());
         let db_dir = cache::database_dir(&cache_dir, &remote);
-        let slot = Slot::acquire(&db_dir)?.ok_or_else(|| Error::Busy {
+        let mut chosen = None;
+        for index in 0..cache::slot::MAX_SLOTS {
+            let Some(mut slot) = Slot::try_lock(&db_dir.join(format!("slot-{index}")))? else {
+                continue;
+            };
+            slot.state.url = remote.url().to_string();
+            match recovery::settle(&mut slot, &remote, options).await? {
+                recovery::Settled::Clean => {
+                    chosen = Some(slot);
+                    break;
+                }
+                // Changes kept for later: use another working copy.
+                recovery::Settled::Kept => continue,
+            }
+        }
+        let slot = chosen.ok_or_else(|| Error::Busy {
             url: remote.url().to_string(),
             cache_dir: cache_dir.clone(),
         })?;
@@ -119,11 +134,12 @@ impl Session {
             synced_data_version: std::sync::Mutex::new(None),
             closed: false,
         };
-        session.slot.state.url = session.remote.url().to_string();
-        recovery::settle(&mut session.slot, &session.remote, &session.options).await?;
-        for sibling in session.slot.siblings() {
-            if let Some(mut other) = Slot::try_lock(&sibling)? {
-                recovery::settle(&mut other, &session.remote, &session.options).await?;
+        if !options.read_only {
+            // Publish what sessions that died left in the other copies.
+            for sibling in session.slot.siblings() {
+                if let Some(mut other) = Slot::try_lock(&sibling)? {
+                    recovery::settle(&mut other, &session.remote, &session.options).await?;
+                }
             }
         }
         session.slot.state.status = Status::Open;
@@ -176,6 +192,12 @@ impl Session {
     /// as (`None`: the database does not exist remotely yet).
     pub fn version(&self) -> Option<&RemoteVersion> {
         self.slot.state.version.as_ref()
+    }
+
+    /// Whether a publish whose outcome is not known yet is recorded: its
+    /// changes may still land, so they must not be dropped or run again.
+    pub(crate) fn has_publish_in_flight(&self) -> bool {
+        self.slot.state.publishing.is_some()
     }
 
     /// Whether the working copy differs from what was pulled or published.
@@ -277,10 +299,16 @@ impl Session {
         if self.slot.state.publishing.is_none() && !needs_publishing(&self.slot, file, hash)? {
             return Ok((false, bytes));
         }
+        if self.options.read_only {
+            return Err(Error::InvalidState(format!(
+                "this session on {} is read-only, but its working copy holds changes: they were not published",
+                self.remote.url()
+            )));
+        }
         guard().await?;
         let layout = self.layout();
         self.slot.state.layout = Some(layout);
-        let uploaded = publish::publish_slot(
+        let published = publish::publish_slot(
             &mut self.slot,
             &self.remote,
             layout.layout().as_ref(),
@@ -289,14 +317,44 @@ impl Session {
             hash,
             self.options.progress.as_ref(),
         )
-        .await?;
-        Ok((uploaded, bytes))
+        .await;
+        match published {
+            Ok(uploaded) => Ok((uploaded, bytes)),
+            Err(Error::WorkingCopyDamaged { url, reason, .. }) => {
+                let path = self.set_aside_damaged(file, &reason).await?;
+                Err(Error::WorkingCopyDamaged { url, path, reason })
+            }
+            Err(e) => Err(e),
+        }
     }
 
-    /// Settles a publish whose outcome is unknown (see [`Session::publish`]).
-    pub(crate) async fn resolve_in_flight(&mut self) -> Result<()> {
-        let layout = self.layout().layout();
-        publish::resolve_in_flight(&mut self.slot, &self.remote, layout.as_ref()).await
+    /// Sets a damaged working copy aside (nothing of it was published) and
+    /// goes on from the newest remote version. `candidate` is what failed
+    /// the check: the working copy, or a snapshot of a shared one. Returns
+    /// where it went.
+    async fn set_aside_damaged(&mut self, candidate: &Path, reason: &str) -> Result<PathBuf> {
+        let folder = if self.options.shared {
+            // Other connections hold the working copy: keep the snapshot
+            // that showed the damage, and write the remote version in.
+            let folder = self.slot.set_aside(&[candidate.to_path_buf()], reason)?;
+            self.discard_shared().await?;
+            folder
+        } else {
+            self.disconnect()?;
+            let folder = self.slot.set_aside_damaged(reason)?;
+            self.slot.state.status = Status::Open;
+            self.slot.save()?;
+            let pulled = self.pull().await;
+            self.connect()?;
+            pulled?;
+            folder
+        };
+        tracing::warn!(
+            "the working copy of {} was damaged ({reason}) and nothing of it was published; it was set aside in {}",
+            self.remote.url(),
+            folder.display()
+        );
+        Ok(folder)
     }
 
     /// Publishes what changed, then pulls the newest version: afterwards the
@@ -355,6 +413,9 @@ impl Session {
         self.publish().await?;
         self.disconnect()?;
         self.slot.state.status = Status::Clean;
+        // What the working copy is now: the pulled (or published) version.
+        // The next session proves it unchanged by this, without hashing.
+        self.slot.state.fingerprint = crate::cache::state::Fingerprint::of(&self.slot.db_path())?;
         self.slot.save()?;
         self.closed = true;
         Ok(())
@@ -387,6 +448,7 @@ impl Session {
         });
         let cache = self.chunk_cache();
         let pulled = layout::pull_detecting(
+            self.options.read_only,
             self.slot.state.layout,
             Some(&cache),
             &self.remote,
@@ -409,7 +471,7 @@ impl Session {
             }
             Ok(Pulled::Unchanged) => RefreshOutcome::Unchanged,
             // `pull_detecting` follows moves; this is only for completeness.
-            Ok(Pulled::Moved) => {
+            Ok(Pulled::Moved { .. }) => {
                 return Err(Error::InvalidState(format!(
                     "{} is being converted between layouts; try again",
                     self.remote.url()

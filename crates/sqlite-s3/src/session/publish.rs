@@ -1,27 +1,49 @@
 //! Publishing a slot's working copy: shared by a live session and by the
 //! recovery of changes an earlier session left behind.
+//!
+//! Every publish is recorded in the slot state (its token and the hash of
+//! what it uploads) before it is sent, so that a publish whose answer is
+//! lost, or whose process dies, is settled later from the remote. All the
+//! tries of one change are made over the same base version, so at most one
+//! of them can land, and its token says which.
 
 use std::path::Path;
 
 use crate::cache::Slot;
-use crate::cache::state::InFlight;
+use crate::cache::state::{Attempt, InFlight};
 use crate::error::{Error, Result};
-use crate::layout::{Layout, Published};
+use crate::layout::{Landed, Layout, Published};
 use crate::options::WriteMode;
 use crate::progress::ProgressFn;
 use crate::sqlite::{self, header};
 use crate::store::Remote;
 
+/// Where earlier tries stand after [`resolve_in_flight`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Earlier {
+    /// There were none, or none landed and none ever will.
+    None,
+    /// One landed: what it uploaded is now the pulled version.
+    Landed,
+    /// None landed yet, and the remote still allows them: a new try over
+    /// the same base is safe (at most one of them lands).
+    Pending,
+    /// The remote cannot show whether one landed (why).
+    Unknown(String),
+}
+
 /// Publishes `file` (the working copy of `slot`, or a snapshot of it), whose
-/// content hash is `hash`, over the version the slot was pulled from, and records the result in the slot state.
-/// Returns whether anything was uploaded (nothing when the copy matches
-/// what was pulled or last published).
+/// content hash is `hash`, over the version the slot was pulled from, and
+/// records the result in the slot state. Returns whether anything was
+/// uploaded (nothing when the copy matches what was pulled or last
+/// published).
 ///
-/// A publish of an earlier attempt whose outcome is unknown is settled
-/// first. The token and the hash of the file are saved before the upload
-/// starts, so that if the answer is lost, or the process dies, the next
-/// attempt learns from the remote lineage whether it landed, and what it
-/// held.
+/// # Failure
+/// [`Error::Conflict`] when the remote moved on and no try of this change
+/// landed (none ever will). [`Error::OutcomeUnknown`] when that cannot be
+/// told: the tries stay recorded. [`Error::WorkingCopyDamaged`] when `file`
+/// is not a sound database: nothing was sent. Any other error: this try did
+/// not land.
 pub(crate) async fn publish_slot(
     slot: &mut Slot,
     remote: &Remote,
@@ -31,68 +53,106 @@ pub(crate) async fn publish_slot(
     hash: blake3::Hash,
     progress: Option<&ProgressFn>,
 ) -> Result<bool> {
-    resolve_in_flight(slot, remote, layout).await?;
+    if let Earlier::Unknown(reason) = resolve_in_flight(slot, remote, layout).await? {
+        return Err(earlier_unknown(remote, reason));
+    }
     let hash = hash.to_hex().to_string();
-    if slot.state.pulled_hash.as_deref() == Some(hash.as_str()) {
-        return Ok(false);
-    }
-    let db = file;
-    let len = std::fs::metadata(db).map_err(Error::io("reading", &db))?.len();
-    header::check(&sqlite::read_head(db, 100)?, len).map_err(|problem| {
-        Error::InvalidState(format!(
-            "the working copy {} is not a sound SQLite database ({problem}); it was not published",
-            db.display()
-        ))
-    })?;
-    let token = format!("{:016x}", fastrand::u64(..));
-    slot.state.publishing = Some(InFlight {
-        token: token.clone(),
-        hash: hash.clone(),
-        base: slot.state.version.as_ref().map(|v| v.etag.clone()),
-    });
-    slot.save()?;
-    let result = layout
-        .publish(remote, db, slot.state.version.as_ref(), mode, &token, progress)
-        .await;
-    match result {
-        Ok(published) => {
-            record(slot, published, &hash);
-            slot.save()?;
-            Ok(true)
+    let mut uploaded = false;
+    while slot.state.pulled_hash.as_deref() != Some(hash.as_str()) {
+        check_candidate(remote, file)?;
+        let base = slot.state.version.clone();
+        let mut in_flight = slot
+            .state
+            .publishing
+            .take()
+            .unwrap_or_else(|| InFlight::over(base.as_ref(), mode == WriteMode::LastWriterWins));
+        in_flight.attempts.push(Attempt {
+            token: format!("{:016x}", fastrand::u64(..)),
+            hash: hash.clone(),
+        });
+        slot.state.publishing = Some(in_flight.clone());
+        slot.save()?;
+        let found = match layout
+            .publish(remote, file, base.as_ref(), mode, &in_flight, progress)
+            .await
+        {
+            Ok(found) => found,
+            Err(e @ Error::Conflict { .. }) => {
+                // None of the tries landed, and none ever will.
+                slot.state.publishing = None;
+                slot.save()?;
+                return Err(e);
+            }
+            Err(e @ Error::OutcomeUnknown { .. }) => return Err(e),
+            Err(e) => {
+                // This try was not sent, or refused: it did not land.
+                in_flight.attempts.pop();
+                slot.state.publishing = (!in_flight.attempts.is_empty()).then_some(in_flight);
+                slot.save()?;
+                return Err(e);
+            }
+        };
+        uploaded = true;
+        let landed = &in_flight.attempts[found.attempt];
+        let superseded = matches!(found.published, Published::Superseded);
+        record(slot, found.published, &landed.hash);
+        slot.save()?;
+        if landed.hash != hash && superseded {
+            // An earlier try landed, and others built on it, before the
+            // commits made since could follow.
+            return Err(Error::Conflict {
+                url: remote.url().to_string(),
+                attempts: 1,
+            });
         }
-        Err(e @ Error::Conflict { .. }) => {
-            slot.state.publishing = None;
-            slot.save()?;
-            Err(e)
-        }
-        // The outcome of anything else is unknown: the token stays, and the
-        // next publish or open finds out.
-        Err(e) => Err(e),
+        // An earlier try landed: publish the commits made since over it.
     }
+    Ok(uploaded)
 }
 
-/// Settles a publish whose outcome is unknown: if its token is in the remote
-/// lineage it landed, and what it uploaded becomes the pulled version;
-/// otherwise it did not, and is forgotten. Sends nothing when there is none.
-pub(crate) async fn resolve_in_flight(slot: &mut Slot, remote: &Remote, layout: &dyn Layout) -> Result<()> {
+/// Settles earlier tries of a publish whose outcome is unknown, by
+/// reading the remote only: one that landed becomes the pulled version
+/// (with the hash of what it uploaded, not whatever the file holds now).
+/// Sends nothing when there are none.
+pub(crate) async fn resolve_in_flight(slot: &mut Slot, remote: &Remote, layout: &dyn Layout) -> Result<Earlier> {
     let Some(in_flight) = slot.state.publishing.clone() else {
-        return Ok(());
+        return Ok(Earlier::None);
     };
-    match layout
-        .landed(remote, &in_flight.token, in_flight.base.as_deref())
-        .await?
-    {
-        Some(published) => {
-            tracing::info!("an earlier publish of {} had landed", remote.url());
-            record(slot, published, &in_flight.hash);
-        }
-        None => slot.state.publishing = None,
+    if in_flight.attempts.is_empty() {
+        slot.state.publishing = None;
+        slot.save()?;
+        return Ok(Earlier::None);
     }
-    slot.save()
+    let earlier = match layout.landed(remote, &in_flight).await? {
+        Landed::Yes(found) => {
+            tracing::info!("an earlier publish of {} had landed", remote.url());
+            record(slot, found.published, &in_flight.attempts[found.attempt].hash);
+            Earlier::Landed
+        }
+        Landed::Never => {
+            slot.state.publishing = None;
+            Earlier::None
+        }
+        Landed::NotYet => Earlier::Pending,
+        Landed::Unknown(reason) => Earlier::Unknown(reason),
+    };
+    slot.save()?;
+    Ok(earlier)
+}
+
+/// The error for changes whose earlier publish may or may not have landed.
+pub(crate) fn earlier_unknown(remote: &Remote, reason: String) -> Error {
+    Error::OutcomeUnknown {
+        url: remote.url().to_string(),
+        operation: "an earlier publish of the working copy's changes",
+        detail: reason,
+        next: "The changes stay in the cache; compare the database with them before making them again, then set \
+               them aside with --discard-pending",
+    }
 }
 
 /// Records a publish that landed; `hash` is that of the file it uploaded.
-fn record(slot: &mut Slot, published: Published, hash: &str) {
+pub(crate) fn record(slot: &mut Slot, published: Published, hash: &str) {
     slot.state.version = match published {
         Published::Current(version) => Some(version),
         // Someone published on top of ours: forget the version, so that the
@@ -101,4 +161,21 @@ fn record(slot: &mut Slot, published: Published, hash: &str) {
     };
     slot.state.pulled_hash = Some(hash.to_string());
     slot.state.publishing = None;
+}
+
+/// Checks that `file` is a sound, non-empty SQLite database before any of
+/// it is sent: the local copy is evidence, and a damaged one (a full disk
+/// truncates files, tools write over them) must never reach the remote.
+pub(crate) fn check_candidate(remote: &Remote, file: &Path) -> Result<()> {
+    let damaged = |reason: String| Error::WorkingCopyDamaged {
+        url: remote.url().to_string(),
+        path: file.to_path_buf(),
+        reason,
+    };
+    let len = std::fs::metadata(file).map_err(Error::io("reading", file))?.len();
+    if len == 0 {
+        return Err(damaged("it is empty".into()));
+    }
+    header::check(&sqlite::read_head(file, 100)?, len).map_err(|problem| damaged(problem.to_string()))?;
+    sqlite::quick_check(file).map_err(damaged)
 }

@@ -15,7 +15,8 @@ const FRESH_FOR: Duration = Duration::from_millis(500);
 
 impl Session {
     /// Runs `f` in a SQLite transaction on a fresh copy, commits, publishes;
-    /// on [`Error::Conflict`] pulls the newest version and runs `f` again,
+    /// re-runs it on the newest version when it is proven not to have
+    /// landed (a conflict: another writer's version took its place),
     /// after a jittered backoff, up to the configured number of tries.
     ///
     /// `f` may run several times, so it must do nothing it cannot repeat
@@ -26,12 +27,13 @@ impl Session {
     /// first; a conflict there is returned as is, since they cannot be re-run.
     ///
     /// # Failure
-    /// [`Error::Conflict`] after the last try; any error of `f`; the errors of
-    /// [`Session::publish`]. On failure the working copy is put back to the
-    /// remote version, so nothing of `f` is published later, with one
-    /// exception: when the store cannot be reached to learn whether the
-    /// upload landed, the change is kept and the next session finishes it
-    /// exactly once ([`Error::Unavailable`] says so; do not run it again).
+    /// [`Error::Conflict`] after the last try; any error of `f`;
+    /// [`Error::OutcomeUnknown`] when whether the change landed cannot be
+    /// told (the store failed for the whole retry budget): the change is
+    /// kept with its tries, the next publish or session settles it exactly
+    /// once, and it must not be run again. Other errors of
+    /// [`Session::publish`] mean it did not land: the working copy is put
+    /// back to the remote version, so nothing of `f` is published later.
     pub async fn transaction<T, F>(&mut self, mut f: F) -> Result<T>
     where
         F: FnMut(&Transaction<'_>) -> Result<T>,
@@ -42,6 +44,7 @@ impl Session {
         }
         let policy = self.options.retry;
         let mut attempt = 1;
+        let mut store_failures = 0;
         loop {
             let value = {
                 let tx = self.connection_mut().transaction()?;
@@ -53,11 +56,29 @@ impl Session {
                 Ok(_) => return Ok(value),
                 Err(error) => error,
             };
-            if !error.is_conflict() {
-                return self.after_failed_publish(value, error).await;
+            match error {
+                // Proof that it did not land and never will.
+                Error::Conflict { .. } => {
+                    self.discard().await?;
+                }
+                // Nothing was sent: the damaged copy was set aside and the
+                // remote version pulled in its place.
+                Error::WorkingCopyDamaged { .. } if attempt < policy.max_attempts => {}
+                // Kept, with its tries: never run again.
+                e @ Error::OutcomeUnknown { .. } => return Err(e),
+                e => {
+                    let e = self.after_failed_publish(e).await?;
+                    // The store stayed down for a whole request budget and
+                    // nothing landed: a few more runs, then give up.
+                    store_failures += 1;
+                    if !matches!(e, Error::Unavailable { .. })
+                        || store_failures >= STORE_FAILURE_RUNS
+                        || attempt >= policy.max_attempts
+                    {
+                        return Err(e);
+                    }
+                }
             }
-            // Put the working copy back to the remote's newest version.
-            self.discard().await?;
             if attempt >= policy.max_attempts {
                 return Err(Error::Conflict {
                     url: self.url().to_string(),
@@ -65,38 +86,25 @@ impl Session {
                 });
             }
             let delay = policy.backoff(attempt);
-            tracing::debug!("conflict on try {attempt} of {}; retrying in {delay:?}", self.url());
+            tracing::debug!("try {attempt} of {} did not land; again in {delay:?}", self.url());
             tokio::time::sleep(delay).await;
             attempt += 1;
         }
     }
 
-    /// A publish failed with something other than a conflict, so whether its
-    /// upload landed may be unknown. Ask the remote: landed means the
-    /// transaction succeeded; not landed means it did not, and the working
-    /// copy goes back to the remote version. If the remote cannot tell
-    /// either, the change and its token stay in the working copy, so that
-    /// the next publish or open settles it exactly once, and the caller is
-    /// told not to run it again.
-    async fn after_failed_publish<T>(&mut self, value: T, error: Error) -> Result<T> {
-        if self.resolve_in_flight().await.is_err() {
-            return Err(match error {
-                Error::Unavailable {
-                    url, detail, source, ..
-                } => Error::Unavailable {
-                    url,
-                    operation: "publishing a transaction: whether it landed is unknown; it is kept and the \
-                                next session on this cache finishes it, so do not run it again",
-                    detail,
-                    source,
-                },
-                other => other,
-            });
-        }
-        if !self.has_unpublished_changes()? {
-            return Ok(value);
+    /// A publish failed with `error`, which is not a conflict, and this try
+    /// did not land. If an earlier try of the same change may still land,
+    /// the outcome is unknown: the change stays. Otherwise the working copy
+    /// goes back to the remote version and `error` is handed back.
+    async fn after_failed_publish(&mut self, error: Error) -> Result<Error> {
+        if self.slot.state.publishing.is_some() {
+            return Err(crate::layout::publish_unknown(&self.remote, error));
         }
         self.discard().await?;
-        Err(error)
+        Ok(error)
     }
 }
+
+/// How many times a transaction is run again after the store failed for a
+/// whole request budget (and nothing landed).
+const STORE_FAILURE_RUNS: u32 = 3;

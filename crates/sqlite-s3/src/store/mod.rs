@@ -9,11 +9,13 @@
 //! and a conditional PUT (`If-Match` / `If-None-Match: *`). S3 and memory have
 //! both; for local directories [`local::LocalStore`] adds the missing one.
 
+pub mod cas;
 pub mod counting;
 pub mod local;
 pub mod memory;
 #[cfg(feature = "aws-config")]
 mod profile;
+pub mod retry;
 mod s3;
 
 use std::sync::Arc;
@@ -26,12 +28,20 @@ use crate::location::{DatabaseUrl, Scheme};
 use crate::options::StoreOptions;
 
 pub use counting::{CountingStore, Counts};
+pub use retry::RequestRetry;
 
 /// One database in one store: the store, the key, and the URL that named them.
+///
+/// Every request goes through a [`retry::RetryingStore`], so transient
+/// failures of the store are retried before anyone sees them.
 #[derive(Debug, Clone)]
 pub struct Remote {
     url: DatabaseUrl,
+    /// The store as built or wrapped by [`Remote::map_store`].
+    raw: Arc<dyn ObjectStore>,
+    /// `raw` behind the retries: what every request goes through.
     store: Arc<dyn ObjectStore>,
+    retry: RequestRetry,
     key: Path,
     /// The endpoint, for telling apart equal bucket names on different servers.
     endpoint: Option<String>,
@@ -54,16 +64,21 @@ impl Remote {
             Scheme::File => (Arc::new(local::LocalStore::open(&url)?), None),
             Scheme::Memory => (memory::named(url.bucket()), None),
         };
-        Ok(Self::with_store(url, store).endpoint(endpoint))
+        Ok(Self::with_store(url, store)
+            .endpoint(endpoint)
+            .request_retry(options.request_retry))
     }
 
     /// A database in a store built elsewhere (an instrumented or wrapped store,
     /// say). `url` names it in messages and in the cache.
     pub fn with_store(url: DatabaseUrl, store: Arc<dyn ObjectStore>) -> Self {
         let key = Path::from(url.key());
+        let retry = RequestRetry::default();
         Self {
             url,
-            store,
+            store: Arc::new(retry::RetryingStore::new(store.clone(), retry)),
+            raw: store,
+            retry,
             key,
             endpoint: None,
         }
@@ -74,11 +89,37 @@ impl Remote {
         self
     }
 
-    /// Wraps the store, keeping the URL and key: for instrumentation such as
-    /// [`CountingStore`].
-    pub fn map_store(mut self, wrap: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>) -> Self {
-        self.store = wrap(self.store);
+    /// How transient failures of the store are retried.
+    pub fn request_retry(mut self, retry: RequestRetry) -> Self {
+        self.retry = retry;
+        self.store = Arc::new(retry::RetryingStore::new(self.raw.clone(), retry));
         self
+    }
+
+    /// The retry policy of the store's requests.
+    pub(crate) fn retry_policy(&self) -> &RequestRetry {
+        &self.retry
+    }
+
+    /// Wraps the store, keeping the URL and key: for instrumentation such as
+    /// [`CountingStore`], or fault injection. The wrapper sits under the
+    /// retries, so it sees (and counts) every try of every request.
+    pub fn map_store(mut self, wrap: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>) -> Self {
+        self.raw = wrap(self.raw);
+        self.store = Arc::new(retry::RetryingStore::new(self.raw.clone(), self.retry));
+        self
+    }
+
+    /// The same database, each try of each request counted (and logged at
+    /// `debug` level) by the [`CountingStore`] returned with it.
+    pub fn counted(self) -> (Self, CountingStore) {
+        let mut counting = None;
+        let remote = self.map_store(|inner| {
+            let store = CountingStore::new(inner);
+            counting = Some(store.clone());
+            Arc::new(store)
+        });
+        (remote, counting.expect("map_store calls the closure"))
     }
 
     /// The database URL.
@@ -86,9 +127,15 @@ impl Remote {
         &self.url
     }
 
-    /// The store.
+    /// The store, behind the retries of transient failures.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
+    }
+
+    /// The store without the retries: each call is exactly one request.
+    /// Conditional writes use it (through `cas`), which retry themselves.
+    pub(crate) fn raw_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.raw
     }
 
     /// The key of the database object.
@@ -129,14 +176,12 @@ impl Remote {
                     source: Box::new(source),
                 }
             }
-            object_store::Error::Generic { .. } if self.url.scheme() == Scheme::S3 && is_transient(&source) => {
-                Error::Unavailable {
-                    url,
-                    operation,
-                    detail: innermost(&source),
-                    source: Box::new(source),
-                }
-            }
+            object_store::Error::Generic { .. } if retry::is_transient(&source) => Error::Unavailable {
+                url,
+                operation,
+                detail: describe(&source),
+                source: Box::new(source),
+            },
             _ => Error::Store {
                 url,
                 operation,
@@ -175,10 +220,53 @@ impl Remote {
     }
 }
 
-/// True for failures that may pass: no connection, a timeout, a 5xx answer.
-fn is_transient(error: &object_store::Error) -> bool {
+/// What went wrong with a request, in the store's own words where it
+/// answered: "the store answered 500 Internal Server Error (InternalError:
+/// No writable volumes)", or "no answer: connection refused".
+pub(crate) fn describe(error: &object_store::Error) -> String {
     let text = chain_text(error);
-    !text.contains("status code: 4") && !text.contains("NoSuchBucket")
+    if let Some(status) = retry::status_of(error) {
+        let reason = http_reason(status);
+        let said = match (xml_field(&text, "Code"), xml_field(&text, "Message")) {
+            (Some(code), Some(message)) => format!(" ({code}: {message})"),
+            (Some(code), None) => format!(" ({code})"),
+            (None, Some(message)) => format!(" ({message})"),
+            (None, None) => {
+                let body = text
+                    .rsplit_once(&format!("{status} {reason}: "))
+                    .map(|(_, body)| body.trim());
+                match body {
+                    Some(body) if !body.is_empty() => format!(" ({})", body.chars().take(200).collect::<String>()),
+                    _ => String::new(),
+                }
+            }
+        };
+        return format!("the store answered {status} {reason}{said}, and kept failing; try again later");
+    }
+    format!(
+        "no answer from the store ({}); check the endpoint and the network",
+        innermost(error)
+    )
+}
+
+/// The text of `<NAME>...</NAME>` in an S3 error document.
+fn xml_field(text: &str, name: &str) -> Option<String> {
+    let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+    let end = start + text[start..].find(&format!("</{name}>"))?;
+    Some(text[start..end].trim().to_string()).filter(|s| !s.is_empty())
+}
+
+fn http_reason(status: u16) -> &'static str {
+    match status {
+        408 => "Request Timeout",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "",
+    }
 }
 
 fn chain_mentions(error: &object_store::Error, needle: &str) -> bool {

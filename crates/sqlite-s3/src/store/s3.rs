@@ -37,12 +37,14 @@ pub(super) fn build(url: &DatabaseUrl, options: &StoreOptions) -> Result<(Amazon
     if let Some(allow) = options.allow_http.or(plain_http.then_some(true)) {
         builder = builder.with_allow_http(allow);
     }
-    // A few quick retries: an unreachable endpoint is reported in seconds,
-    // not after object_store's default three minutes. Requests may take long
-    // enough to move a large database in one PUT.
+    // No retries inside object_store: each request is sent once, and
+    // `store/retry.rs` and `store/cas.rs` retry what failed, knowing which
+    // requests are conditional (a retried conditional PUT whose first try
+    // landed fails its condition, and only the caller can tell it is its
+    // own). Requests may take long enough to move a large database in one PUT.
     builder = builder
         .with_retry(RetryConfig {
-            max_retries: 3,
+            max_retries: 0,
             retry_timeout: Duration::from_secs(20),
             ..RetryConfig::default()
         })

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-pub mod fail_puts;
+pub mod faults;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -100,7 +100,7 @@ impl Backend {
 
     /// How to reach the store: moto's endpoint and made-up credentials.
     pub fn store_options(&self) -> StoreOptions {
-        let mut options = StoreOptions::new();
+        let mut options = StoreOptions::new().request_retry(fast_retries());
         if let Some(endpoint) = &self.endpoint {
             options = options
                 .endpoint(endpoint)
@@ -125,10 +125,9 @@ impl Backend {
 
     /// The database `name` reached through a counting store.
     pub fn counted(&self, name: &str) -> (Remote, CountingStore) {
-        let remote = Remote::connect(&self.url(name), &self.store_options()).unwrap();
-        let counting = CountingStore::new(remote.store().clone());
-        let wrapped = counting.clone();
-        (remote.map_store(move |_| Arc::new(wrapped)), counting)
+        Remote::connect(&self.url(name), &self.store_options())
+            .unwrap()
+            .counted()
     }
 
     fn raw(&self, name: &str) -> (Arc<dyn ObjectStore>, Path) {
@@ -150,6 +149,16 @@ impl Backend {
     pub async fn raw_put(&self, name: &str, bytes: impl Into<Bytes>) {
         let (store, key) = self.raw(name);
         store.put(&key, PutPayload::from(bytes.into())).await.unwrap();
+    }
+}
+
+/// Retries of transient store failures, quick enough for tests: eight
+/// tries within a few tens of milliseconds.
+pub fn fast_retries() -> sqlite_s3::store::RequestRetry {
+    sqlite_s3::store::RequestRetry {
+        max_attempts: 8,
+        base_delay: std::time::Duration::from_millis(1),
+        max_delay: std::time::Duration::from_millis(8),
     }
 }
 
@@ -199,6 +208,35 @@ macro_rules! on_every_store {
                     super::$name(backend).await
                 }
             }
+        }
+    )*};
+}
+
+/// Runs each named async behaviour `fn NAME(backend: Backend, layout:
+/// LayoutKind)` on every store and in both layouts, as tests
+/// `NAME::memory_single`, `NAME::s3_versioned` and so on.
+#[macro_export]
+macro_rules! on_every_store_and_layout {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+            async fn run(kind: Kind, layout: sqlite_s3::LayoutKind) {
+                if let Some(backend) = Backend::new(kind) {
+                    super::$name(backend, layout).await
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory_single() { run(Kind::Memory, sqlite_s3::LayoutKind::Single).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory_versioned() { run(Kind::Memory, sqlite_s3::LayoutKind::Versioned).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn file_single() { run(Kind::File, sqlite_s3::LayoutKind::Single).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn file_versioned() { run(Kind::File, sqlite_s3::LayoutKind::Versioned).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn s3_single() { run(Kind::S3, sqlite_s3::LayoutKind::Single).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn s3_versioned() { run(Kind::S3, sqlite_s3::LayoutKind::Versioned).await }
         }
     )*};
 }

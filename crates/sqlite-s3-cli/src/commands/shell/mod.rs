@@ -16,7 +16,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use rusqlite::Batch;
 use rusqlite::fallible_iterator::FallibleIterator;
-use sqlite_s3::{Error, PublishOutcome, Result, Session};
+use sqlite_s3::{Error, PendingChanges, PublishOutcome, Result, Session};
 
 use super::query::collect;
 use crate::context::Context;
@@ -45,7 +45,13 @@ enum Flow {
 
 pub async fn run(ctx: &mut Context, url: &str, batch: bool) -> Result<()> {
     let remote = ctx.remote(url)?;
-    let session = Session::open_remote(remote, &ctx.options).await?;
+    // Changes left by earlier runs are not published by opening a shell
+    // (it may only be used to read); they are named, and `sync` publishes them.
+    let mut options = ctx.options.clone();
+    if options.pending() == PendingChanges::Publish {
+        options = options.pending_changes(PendingChanges::Keep);
+    }
+    let session = Session::open_remote(remote, &options).await?;
     let mut shell = Shell {
         session,
         mode: Format::Table,

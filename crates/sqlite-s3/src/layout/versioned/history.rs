@@ -29,14 +29,14 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
+use object_store::PutPayload;
 use object_store::path::Path as Key;
-use object_store::{PutMode, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use super::manifest::{Entry, Manifest};
 use super::{Keys, Versioned, object_name};
 use crate::error::{Error, Result};
-use crate::store::Remote;
+use crate::store::{Remote, cas};
 
 /// How old an unreferenced chunk must be before gc deletes it.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
@@ -174,9 +174,7 @@ impl Versioned {
                 moved_to_single: false,
                 ..old.clone()
             };
-            if self.create_manifest(remote, &keys, &manifest, true).await?
-                || self.wrote(remote, &keys, number, token).await?
-            {
+            if self.create_manifest(remote, &keys, &manifest, true).await? {
                 return Ok(number);
             }
         }
@@ -232,9 +230,7 @@ impl Versioned {
         };
         // No hint for the new database: its readers find version 1 with one
         // listing, and the branch stays at three requests.
-        if !self.create_manifest(target, &target_keys, &manifest, false).await?
-            && !self.wrote(target, &target_keys, 1, token).await?
-        {
+        if !self.create_manifest(target, &target_keys, &manifest, false).await? {
             return Err(Error::Conflict {
                 url: target.url().to_string(),
                 attempts: 1,
@@ -380,14 +376,14 @@ impl Versioned {
         Ok(())
     }
 
-    /// Whether version `n` is ours: a create whose answer was lost, then
-    /// retried, finds its own manifest there.
-    pub(super) async fn wrote(&self, remote: &Remote, keys: &Keys, n: u64, token: &str) -> Result<bool> {
-        Ok(self.manifest(remote, keys, n).await?.is_some_and(|m| m.writer == token))
-    }
-
-    /// Creates a manifest if its number is free; `false` when it is taken.
-    /// `hint`: whether to update the `latest` hint when its turn comes.
+    /// Creates a manifest if its number is free; `false` when another
+    /// writer's version holds it. A create whose answer was lost is found
+    /// by its writer token. `hint`: whether to update the `latest` hint
+    /// when its turn comes.
+    ///
+    /// # Failure
+    /// [`Error::OutcomeUnknown`] when the store cannot say whether it was
+    /// created.
     pub(super) async fn create_manifest(
         &self,
         remote: &Remote,
@@ -395,23 +391,25 @@ impl Versioned {
         manifest: &Manifest,
         hint: bool,
     ) -> Result<bool> {
-        let created = remote
-            .store()
-            .put_opts(
-                &keys.manifest(manifest.version),
-                PutPayload::from(manifest.encode()),
-                PutMode::Create.into(),
-            )
-            .await;
-        match created {
-            Ok(_) => {
+        let writer = manifest.writer.as_str();
+        let outcome = self
+            .create_version(remote, keys, manifest, |w| (w == writer).then_some(0))
+            .await?;
+        match outcome {
+            cas::Outcome::Written(_) => {
                 if hint {
                     super::write_hint(remote, keys, manifest.version).await;
                 }
                 Ok(true)
             }
-            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(false),
-            Err(e) => Err(remote.error("uploading a manifest", e)),
+            cas::Outcome::Found(_) => Ok(true),
+            cas::Outcome::Taken => Ok(false),
+            cas::Outcome::Unknown(error) => Err(Error::OutcomeUnknown {
+                url: remote.url().to_string(),
+                operation: "creating a version",
+                detail: error.to_string(),
+                next: "Look at the versions (sqlite-s3 log URL) before running it again",
+            }),
         }
     }
 }

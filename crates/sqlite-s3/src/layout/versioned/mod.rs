@@ -28,20 +28,24 @@ pub mod history;
 pub mod manifest;
 mod moves;
 
+pub(crate) use self::moves::marker_check;
+
 use std::collections::HashMap;
 use std::path::Path;
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use object_store::path::Path as Key;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{Attributes, ObjectStoreExt, PutMode, PutPayload};
 
 use self::manifest::{ChunkRef, Entry, FORMAT, Manifest};
-use super::{Layout, Published, Pulled, RemoteVersion, extend_lineage};
+use super::{Found, Landed, Layout, Published, Pulled, RemoteVersion, extend_lineage};
+use crate::cache::state::InFlight;
 use crate::error::{Error, Result};
 use crate::options::WriteMode;
 use crate::progress::{Direction, ProgressFn, report};
 use crate::store::Remote;
+use crate::store::cas::{self, Condition};
 
 /// The `latest` hint is rewritten by the commits whose number is a multiple
 /// of this (and by the first).
@@ -530,7 +534,7 @@ impl Layout for Versioned {
             return Ok(Pulled::Absent);
         };
         if manifest.moved_to_single {
-            return Ok(Pulled::Moved);
+            return Ok(Pulled::Moved { to_version: None });
         }
         self.materialize(remote, known, base_file, &manifest, dest, progress)
             .await
@@ -542,10 +546,16 @@ impl Layout for Versioned {
         file: &Path,
         base: Option<&RemoteVersion>,
         mode: WriteMode,
-        token: &str,
+        in_flight: &InFlight,
         progress: Option<&ProgressFn>,
-    ) -> Result<Published> {
+    ) -> Result<Found> {
         let keys = Keys::new(remote);
+        let this = in_flight
+            .attempts
+            .len()
+            .checked_sub(1)
+            .expect("the try being made is recorded");
+        let token = in_flight.attempts[this].token.as_str();
         let parent: Option<Manifest> = match (mode, base) {
             (WriteMode::LastWriterWins, _) => self.latest(remote, &keys).await?,
             (WriteMode::Conditional, None) => None,
@@ -554,90 +564,209 @@ impl Layout for Versioned {
                 None => {
                     // A version of the single-object layout (a file pulled
                     // before the database moved) is not the newest either.
-                    let n = version_number(base).ok_or_else(|| Error::Conflict {
-                        url: remote.url().to_string(),
-                        attempts: 1,
-                    })?;
-                    Some(self.manifest(remote, &keys, n).await?.ok_or_else(|| Error::Conflict {
-                        url: remote.url().to_string(),
-                        attempts: 1,
-                    })?)
+                    let n = version_number(base).ok_or_else(|| conflict(remote))?;
+                    Some(self.manifest(remote, &keys, n).await?.ok_or_else(|| conflict(remote))?)
                 }
             },
         };
         if parent.as_ref().is_some_and(|p| p.moved_to_single) {
             // The database moved to the single-object layout: the retried
             // transaction pulls again and follows it.
-            return Err(Error::Conflict {
-                url: remote.url().to_string(),
-                attempts: 1,
-            });
+            return Err(conflict(remote));
         }
+        let Some(parent) = parent else {
+            return self.create(remote, &keys, file, in_flight, progress).await;
+        };
         let manifest = self
-            .upload_version(remote, &keys, file, parent.as_ref(), token, progress)
+            .upload_version(remote, &keys, file, Some(&parent), token, progress)
             .await?;
         let number = manifest.version;
-        let created = remote
-            .store()
-            .put_opts(
-                &keys.manifest(number),
-                PutPayload::from(manifest.encode()),
-                PutOptions::from(PutMode::Create),
-            )
-            .await;
-        match created {
-            Ok(_) => {}
-            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-                // Ours, if a retry's first answer was lost; someone else's otherwise.
-                return match self.manifest(remote, &keys, number).await? {
-                    Some(theirs) if theirs.writer == token => {
-                        Ok(Published::Current(Self::version(theirs, extend_lineage(token, base))))
-                    }
-                    _ => Err(Error::Conflict {
-                        url: remote.url().to_string(),
-                        attempts: 1,
-                    }),
-                };
+        let outcome = self
+            .create_version(remote, &keys, &manifest, |writer| in_flight.attempt(writer))
+            .await?;
+        match outcome {
+            cas::Outcome::Written(_) => {
+                write_hint(remote, &keys, number).await;
+                Ok(Found {
+                    attempt: this,
+                    published: Published::Current(Self::version(manifest, extend_lineage(token, base))),
+                })
             }
-            Err(e) => return Err(remote.error("uploading a manifest", e)),
+            cas::Outcome::Found((attempt, theirs)) => Ok(Found {
+                attempt,
+                published: self.published(remote, &keys, theirs).await?,
+            }),
+            cas::Outcome::Taken => Err(conflict(remote)),
+            cas::Outcome::Unknown(error) => Err(super::publish_unknown(remote, error)),
         }
-        write_hint(remote, &keys, number).await;
-        Ok(Published::Current(Self::version(manifest, extend_lineage(token, base))))
     }
 
-    async fn landed(&self, remote: &Remote, token: &str, base: Option<&str>) -> Result<Option<Published>> {
+    async fn landed(&self, remote: &Remote, in_flight: &InFlight) -> Result<Landed<Found>> {
         let keys = Keys::new(remote);
-        // A conditional commit over version N is exactly version N+1: look
-        // there first, however many versions came after.
-        let mine = match base {
-            Some(base) => base.parse::<u64>().ok().map(|n| n + 1),
-            None => Some(1),
-        };
-        if let Some(n) = mine
-            && let Some(manifest) = self.manifest(remote, &keys, n).await?
-            && manifest.writer == token
-        {
-            return Ok(Some(match self.newest_after(remote, &keys, n).await? {
-                Some(_) => Published::Superseded,
-                None => Published::Current(Self::version(manifest, vec![token.to_string()])),
-            }));
+        if in_flight.last_writer_wins {
+            return self.landed_anywhere(remote, &keys, in_flight).await;
         }
-        // Last-writer-wins commits land on whatever was newest: scan back.
-        let Some(newest) = self.latest(remote, &keys).await? else {
-            return Ok(None);
+        // A conditional commit over version N is exactly version N+1: look
+        // there, however many versions came after.
+        let number = match &in_flight.base {
+            Some(base) => match base.parse::<u64>() {
+                Ok(n) => n + 1,
+                // Made over a version of the single-object layout: it could
+                // only conflict, so it never landed here.
+                Err(_) => return Ok(Landed::Never),
+            },
+            None => 1,
         };
-        if newest.writer == token {
-            let lineage = vec![token.to_string()];
-            return Ok(Some(Published::Current(Self::version(newest, lineage))));
+        let found = self
+            .version_check(remote, &keys, number, |writer| in_flight.attempt(writer))
+            .await?;
+        Ok(match found {
+            Landed::Yes((attempt, manifest)) => Landed::Yes(Found {
+                attempt,
+                published: self.published(remote, &keys, manifest).await?,
+            }),
+            Landed::NotYet if in_flight.base.is_none() => self.creation_check(remote, in_flight).await?,
+            Landed::Never => Landed::Never,
+            Landed::NotYet => Landed::NotYet,
+            Landed::Unknown(reason) => Landed::Unknown(reason),
+        })
+    }
+
+    async fn fence(
+        &self,
+        remote: &Remote,
+        base: Option<&RemoteVersion>,
+        in_flight: &InFlight,
+    ) -> Result<Landed<Found>> {
+        let keys = Keys::new(remote);
+        let base = match base.and_then(version_number) {
+            Some(n) => match base.and_then(|b| b.manifest.as_deref()) {
+                Some(m) => m.clone(),
+                None => match self.manifest(remote, &keys, n).await? {
+                    Some(m) => m,
+                    None => return self.landed(remote, in_flight).await,
+                },
+            },
+            None => {
+                return Ok(Landed::Unknown(
+                    "a first publish of a database cannot be fenced off without creating it".into(),
+                ));
+            }
+        };
+        let token = super::new_token();
+        let fence = super::with_fence(in_flight, &token);
+        let copy = Manifest {
+            version: base.version + 1,
+            parent: Some(base.version),
+            committed_at: history::now(),
+            writer: token.clone(),
+            uploaded_bytes: 0,
+            moved_to_single: false,
+            ..base
+        };
+        let outcome = match self
+            .create_version(remote, &keys, &copy, |writer| fence.attempt(writer))
+            .await?
+        {
+            cas::Outcome::Written(put) => cas::Outcome::Written(put),
+            cas::Outcome::Found((attempt, theirs)) => cas::Outcome::Found(Found {
+                attempt,
+                published: self.published(remote, &keys, theirs).await?,
+            }),
+            cas::Outcome::Taken => cas::Outcome::Taken,
+            cas::Outcome::Unknown(e) => cas::Outcome::Unknown(e),
+        };
+        Ok(super::fenced(outcome, fence.attempts.len() - 1))
+    }
+}
+
+impl Versioned {
+    /// Creates version `manifest.version` with `If-None-Match: *`; `mine`
+    /// tells which writer tokens count as ours (and which try they were).
+    async fn create_version(
+        &self,
+        remote: &Remote,
+        keys: &Keys,
+        manifest: &Manifest,
+        mine: impl Fn(&str) -> Option<usize> + Sync,
+    ) -> Result<cas::Outcome<(usize, Manifest)>> {
+        let number = manifest.version;
+        let mine = &mine;
+        cas::put(
+            remote,
+            &keys.manifest(number),
+            PutPayload::from(manifest.encode()),
+            Attributes::new(),
+            &Condition::Absent,
+            "uploading a manifest",
+            |_| self.version_check(remote, keys, number, mine),
+        )
+        .await
+    }
+
+    /// Who holds version `number`: one of ours (`mine`), someone else, or
+    /// no one yet. A version deleted by gc cannot tell.
+    async fn version_check(
+        &self,
+        remote: &Remote,
+        keys: &Keys,
+        number: u64,
+        mine: impl Fn(&str) -> Option<usize> + Sync,
+    ) -> Result<Landed<(usize, Manifest)>> {
+        Ok(match self.entry(remote, keys, number).await? {
+            None => Landed::NotYet,
+            Some(Entry::Deleted) => Landed::Unknown(format!("version {number} was deleted by gc")),
+            Some(Entry::Version(m)) => match mine(&m.writer) {
+                Some(attempt) => Landed::Yes((attempt, m)),
+                None => Landed::Never,
+            },
+        })
+    }
+
+    /// What a version of ours that landed is now: the newest, or built on.
+    async fn published(&self, remote: &Remote, keys: &Keys, manifest: Manifest) -> Result<Published> {
+        Ok(match self.newest_after(remote, keys, manifest.version).await? {
+            Some(_) => Published::Superseded,
+            None => {
+                let lineage = vec![manifest.writer.clone()];
+                Published::Current(Self::version(manifest, lineage))
+            }
+        })
+    }
+
+    /// Last-writer-wins commits land on whatever was newest: look back over
+    /// the last versions. Not finding one proves nothing.
+    async fn landed_anywhere(&self, remote: &Remote, keys: &Keys, in_flight: &InFlight) -> Result<Landed<Found>> {
+        let Some(newest) = self.latest(remote, keys).await? else {
+            return Ok(Landed::Unknown("the database has no version".into()));
+        };
+        if let Some(attempt) = in_flight.attempt(&newest.writer) {
+            let lineage = vec![newest.writer.clone()];
+            return Ok(Landed::Yes(Found {
+                attempt,
+                published: Published::Current(Self::version(newest, lineage)),
+            }));
         }
         let oldest = newest.version.saturating_sub(LANDED_WINDOW).max(1);
         for n in (oldest..newest.version).rev() {
-            if let Some(m) = self.manifest(remote, &keys, n).await?
-                && m.writer == token
+            if let Some(m) = self.manifest(remote, keys, n).await?
+                && let Some(attempt) = in_flight.attempt(&m.writer)
             {
-                return Ok(Some(Published::Superseded));
+                return Ok(Landed::Yes(Found {
+                    attempt,
+                    published: Published::Superseded,
+                }));
             }
         }
-        Ok(None)
+        Ok(Landed::Unknown(format!(
+            "a last-writer-wins commit is not among the last {LANDED_WINDOW} versions, which proves nothing"
+        )))
+    }
+}
+
+fn conflict(remote: &Remote) -> Error {
+    Error::Conflict {
+        url: remote.url().to_string(),
+        attempts: 1,
     }
 }

@@ -8,17 +8,56 @@
 //! - Out of this layout: a copy of the newest version marked
 //!   [`Manifest::moved_to_single`] is created as the next version
 //!   ([`Versioned::freeze`]); no commit can follow it.
+//! - A new database (a first commit, or a branch) is a move from nothing:
+//!   its version 1 is staged, a marker naming it is created at the key
+//!   with `If-None-Match: *`, then the version is created
+//!   ([`Versioned::create_first`]). The marker is what keeps the two
+//!   layouts from both holding a database at one key: a single-object
+//!   writer's create fails on it, and this one fails on a database object.
 
 use std::path::Path;
 
 use object_store::path::Path as Key;
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::{Attributes, ObjectStoreExt, PutPayload};
 
 use super::manifest::Manifest;
 use super::{Keys, Versioned, history, object_name};
+use crate::cache::state::InFlight;
 use crate::error::{Error, Result};
+use crate::layout::convert::{MARKER_MAX, Marker};
+use crate::layout::{Found, Landed, Published};
 use crate::progress::ProgressFn;
 use crate::store::Remote;
+use crate::store::cas::{self, Condition};
+
+/// Whether the key holds a marker of ours (`mine` tells the writer tokens
+/// that are), or something that still allows a write under `condition`,
+/// or something else.
+pub(crate) async fn marker_check(
+    remote: &Remote,
+    condition: &Condition,
+    mine: &(dyn Fn(&str) -> Option<usize> + Sync),
+) -> Result<Landed<(usize, Marker)>> {
+    let result = match remote.store().get(remote.key()).await {
+        Ok(result) => result,
+        Err(object_store::Error::NotFound { .. }) if condition.holds_for(None) => return Ok(Landed::NotYet),
+        Err(object_store::Error::NotFound { .. }) => return Ok(Landed::Never),
+        Err(e) => return Err(remote.error("checking the database object", e)),
+    };
+    let still = condition.holds_for(result.meta.e_tag.as_deref());
+    if result.meta.size >= MARKER_MAX {
+        return Ok(if still { Landed::NotYet } else { Landed::Never });
+    }
+    let bytes = result
+        .bytes()
+        .await
+        .map_err(|e| remote.error("checking the database object", e))?;
+    Ok(match Marker::decode(&bytes, remote)? {
+        Some(marker) if let Some(attempt) = mine(&marker.writer) => Landed::Yes((attempt, marker)),
+        _ if still => Landed::NotYet,
+        _ => Landed::Never,
+    })
+}
 
 /// The key where a conversion by `writer` stages its manifest.
 fn staged_key(keys: &Keys, writer: &str) -> Key {
@@ -41,13 +80,124 @@ impl Versioned {
         let manifest = self
             .upload_version(remote, &keys, file, parent, writer, progress)
             .await?;
-        let key = staged_key(&keys, writer);
+        let key = self.stage_manifest(remote, &keys, &manifest).await?;
+        Ok((manifest.version, key))
+    }
+
+    /// Uploads `manifest` to the staging key of its writer; returns the key.
+    async fn stage_manifest(&self, remote: &Remote, keys: &Keys, manifest: &Manifest) -> Result<String> {
+        let key = staged_key(keys, &manifest.writer);
         remote
             .store()
             .put(&key, PutPayload::from(manifest.encode()))
             .await
             .map_err(|e| remote.error("uploading a staged manifest", e))?;
-        Ok((manifest.version, key.to_string()))
+        Ok(key.to_string())
+    }
+
+    /// Creates the database at `remote` in this layout, its version 1 being
+    /// `manifest` (whose chunks are uploaded): staged, then a marker at the
+    /// key, created only if there is nothing there, then the version.
+    /// `mine` tells which writer tokens count as ours (tries of the same
+    /// change whose answers were lost). `Taken` when a database of either
+    /// layout is there.
+    pub(super) async fn create_first(
+        &self,
+        remote: &Remote,
+        keys: &Keys,
+        manifest: &Manifest,
+        mine: impl Fn(&str) -> Option<usize> + Sync,
+    ) -> Result<cas::Outcome<(usize, Marker)>> {
+        debug_assert_eq!(manifest.version, 1);
+        // A database of this layout that predates markers has none.
+        if self.latest(remote, keys).await?.is_some() {
+            return Ok(cas::Outcome::Taken);
+        }
+        let staged = self.stage_manifest(remote, keys, manifest).await?;
+        let marker = Marker {
+            version: 1,
+            writer: manifest.writer.clone(),
+        };
+        let mine = &mine;
+        let outcome = cas::put(
+            remote,
+            remote.key(),
+            PutPayload::from(marker.encode()),
+            Attributes::new(),
+            &Condition::Absent,
+            "creating the database",
+            |_| marker_check(remote, &Condition::Absent, mine),
+        )
+        .await?;
+        let finish = match &outcome {
+            cas::Outcome::Written(_) => Some(marker),
+            cas::Outcome::Found((_, theirs)) => Some(theirs.clone()),
+            cas::Outcome::Taken | cas::Outcome::Unknown(_) => None,
+        };
+        match finish {
+            Some(marker) => {
+                if marker.writer != manifest.writer {
+                    self.discard_staged(remote, &staged).await;
+                }
+                self.finish_staged(remote, marker.version, &marker.staged(remote), &marker.writer)
+                    .await?;
+            }
+            None if matches!(outcome, cas::Outcome::Taken) => self.discard_staged(remote, &staged).await,
+            // Whoever finds the marker finishes it; the staged manifest stays.
+            None => {}
+        }
+        Ok(outcome)
+    }
+
+    /// [`Layout::publish`](crate::layout::Layout::publish) of a database
+    /// that does not exist yet: its first version, behind a marker.
+    pub(super) async fn create(
+        &self,
+        remote: &Remote,
+        keys: &Keys,
+        file: &Path,
+        in_flight: &InFlight,
+        progress: Option<&ProgressFn>,
+    ) -> Result<Found> {
+        let this = in_flight.attempts.len() - 1;
+        let token = in_flight.attempts[this].token.as_str();
+        let manifest = self.upload_version(remote, keys, file, None, token, progress).await?;
+        match self
+            .create_first(remote, keys, &manifest, |writer| in_flight.attempt(writer))
+            .await?
+        {
+            cas::Outcome::Written(_) => Ok(Found {
+                attempt: this,
+                published: Published::Current(Self::version(manifest, vec![token.to_string()])),
+            }),
+            cas::Outcome::Found((attempt, _)) => {
+                let Some(first) = self.manifest(remote, keys, 1).await? else {
+                    return Err(Error::Corrupt {
+                        url: object_name(remote, &keys.manifest(1)),
+                        reason: "version 1 is missing although its creation was finished".into(),
+                    });
+                };
+                let published = self.published(remote, keys, first).await?;
+                Ok(Found { attempt, published })
+            }
+            cas::Outcome::Taken => Err(Error::Conflict {
+                url: remote.url().to_string(),
+                attempts: 1,
+            }),
+            cas::Outcome::Unknown(error) => Err(crate::layout::publish_unknown(remote, error)),
+        }
+    }
+
+    /// [`Layout::landed`](crate::layout::Layout::landed) of a first commit
+    /// whose version 1 does not exist: a marker of ours at the key means
+    /// it may still be finished.
+    pub(super) async fn creation_check(&self, remote: &Remote, in_flight: &InFlight) -> Result<Landed<Found>> {
+        let mine = |writer: &str| in_flight.attempt(writer);
+        Ok(match marker_check(remote, &Condition::Absent, &mine).await? {
+            Landed::Yes(_) | Landed::NotYet => Landed::NotYet,
+            Landed::Never => Landed::Never,
+            Landed::Unknown(reason) => Landed::Unknown(reason),
+        })
     }
 
     /// Creates version `number` from the manifest staged at `staged` by
@@ -115,9 +265,7 @@ impl Versioned {
             moved_to_single: true,
             ..newest.clone()
         };
-        if self.create_manifest(remote, &keys, &moved, true).await?
-            || self.wrote(remote, &keys, moved.version, writer).await?
-        {
+        if self.create_manifest(remote, &keys, &moved, true).await? {
             return Ok(Some(moved));
         }
         Ok(None)
