@@ -108,8 +108,10 @@ async fn a_branch_shares_the_past_but_not_the_future(backend: Backend) {
     let (target, target_counter) = backend.counted("fork.db");
     history::branch(&source, &target, Some(1)).await.unwrap();
     let (s, t) = (source_counter.counts(), target_counter.counts());
-    // Read version 1, record the branch, create the branch's version 1.
-    assert_eq!(s.requests + t.requests, 3, "{s:?} {t:?}");
+    // Read version 1, look at the target's key, record the branch; stage
+    // the branch's version 1, create the marker at its key, create the
+    // version, drop the staging.
+    assert_eq!(s.requests + t.requests, 7, "{s:?} {t:?}");
     assert!(s.bytes_up + t.bytes_up < 64 << 10, "no chunk is copied: {s:?} {t:?}");
 
     let mut fork = Session::open(&backend.url("fork.db"), &backend.options())
@@ -127,6 +129,21 @@ async fn a_branch_shares_the_past_but_not_the_future(backend: Backend) {
     assert!(
         matches!(err, Error::Conflict { .. }),
         "never over an existing database: {err}"
+    );
+    // Nor beside a database of the other layout.
+    let mut single = Session::open(&backend.url("plain.db"), &backend.options())
+        .await
+        .unwrap();
+    set(&mut single, 7).await;
+    single.close().await.unwrap();
+    let err = history::branch(&remote(&backend, "app.db"), &remote(&backend, "plain.db"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err}");
+    assert_eq!(read(&backend, "plain.db").await, 7);
+    assert!(
+        history::log(&remote(&backend, "plain.db")).await.is_err(),
+        "no versions beside it"
     );
 }
 

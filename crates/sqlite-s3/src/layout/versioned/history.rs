@@ -189,7 +189,7 @@ impl Versioned {
     /// whatever the size.
     ///
     /// # Failure
-    /// [`Error::Conflict`] when a versioned database exists at `target`;
+    /// [`Error::Conflict`] when a database of either layout exists at `target`;
     /// [`Error::InvalidState`] when `source` has no such version.
     pub async fn branch(&self, source: &Remote, target: &Remote, version: Option<u64>, token: &str) -> Result<u64> {
         let keys = Keys::new(source);
@@ -200,6 +200,13 @@ impl Versioned {
             None => self.latest(source, &keys).await?.ok_or_else(|| not_versioned(source))?,
         };
         let target_keys = Keys::new(target);
+        // A database of either layout at the target: nothing to record.
+        if target.head().await?.is_some() {
+            return Err(Error::Conflict {
+                url: target.url().to_string(),
+                attempts: 1,
+            });
+        }
         // Record the branch in every home its chunks live in, before the
         // branch exists, so that gc there keeps them.
         let record = serde_json::to_vec(&BranchRecord {
@@ -228,15 +235,27 @@ impl Versioned {
             moved_to_single: false,
             ..from
         };
-        // No hint for the new database: its readers find version 1 with one
-        // listing, and the branch stays at three requests.
-        if !self.create_manifest(target, &target_keys, &manifest, false).await? {
-            return Err(Error::Conflict {
+        // Behind a marker at the target's key, as any new database, so that
+        // no single-object database can appear there too. No hint: readers
+        // find version 1 with one listing.
+        let outcome = self
+            .create_first(target, &target_keys, &manifest, false, |writer| {
+                (writer == token).then_some(0)
+            })
+            .await?;
+        match outcome {
+            cas::Outcome::Written(_) | cas::Outcome::Found(_) => Ok(1),
+            cas::Outcome::Taken => Err(Error::Conflict {
                 url: target.url().to_string(),
                 attempts: 1,
-            });
+            }),
+            cas::Outcome::Unknown(error) => Err(Error::OutcomeUnknown {
+                url: target.url().to_string(),
+                operation: "creating the branch",
+                detail: error.to_string(),
+                next: "Run sqlite-s3 info on the branch's URL before branching again",
+            }),
         }
-        Ok(1)
     }
 
     /// Deletes the manifests outside `keep` (never the newest) and the
@@ -361,6 +380,13 @@ impl Versioned {
             };
             let numbers = self.listed(remote, &branch_keys).await?;
             if numbers.is_empty() {
+                // A branch that lost to a database created at its key
+                // first, in the single-object layout, never came to be.
+                match remote.store().head(&Key::from(record.key.as_str())).await {
+                    Ok(meta) if meta.size >= crate::layout::convert::MARKER_MAX => continue,
+                    Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(remote.error("checking a branch", e)),
+                }
                 return Err(Error::InvalidState(format!(
                     "a branch of {} at key {} is being created: run gc again once it exists",
                     remote.url(),

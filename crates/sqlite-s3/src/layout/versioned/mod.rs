@@ -435,10 +435,16 @@ impl Versioned {
         self.latest(remote, &Keys::new(remote)).await
     }
 
-    /// Whether a database in this layout exists at `remote`.
+    /// Whether a database in this layout exists at `remote`: one request,
+    /// for version 1, which every versioned database has (gc leaves a
+    /// tombstone in its place, never nothing).
     pub async fn exists(&self, remote: &Remote) -> Result<bool> {
-        let keys = Keys::new(remote);
-        Ok(self.latest(remote, &keys).await?.is_some())
+        let key = Keys::new(remote).manifest(1);
+        match remote.store().head(&key).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(remote.error("looking for versions", e)),
+        }
     }
 
     async fn fetch_chunk(&self, remote: &Remote, manifest: &Manifest, index: usize) -> Result<(Vec<u8>, u64)> {

@@ -106,13 +106,10 @@ impl Versioned {
         remote: &Remote,
         keys: &Keys,
         manifest: &Manifest,
+        hint: bool,
         mine: impl Fn(&str) -> Option<usize> + Sync,
     ) -> Result<cas::Outcome<(usize, Marker)>> {
         debug_assert_eq!(manifest.version, 1);
-        // A database of this layout that predates markers has none.
-        if self.latest(remote, keys).await?.is_some() {
-            return Ok(cas::Outcome::Taken);
-        }
         let staged = self.stage_manifest(remote, keys, manifest).await?;
         let marker = Marker {
             version: 1,
@@ -129,24 +126,35 @@ impl Versioned {
             |_| marker_check(remote, &Condition::Absent, mine),
         )
         .await?;
-        let finish = match &outcome {
-            cas::Outcome::Written(_) => Some(marker),
-            cas::Outcome::Found((_, theirs)) => Some(theirs.clone()),
-            cas::Outcome::Taken | cas::Outcome::Unknown(_) => None,
-        };
-        match finish {
-            Some(marker) => {
-                if marker.writer != manifest.writer {
+        match outcome {
+            cas::Outcome::Written(put) => {
+                // A database of this layout made before markers has none:
+                // its version 1 is there already, and ours is not made.
+                let created = self.create_manifest(remote, keys, manifest, hint).await?;
+                self.discard_staged(remote, &staged).await;
+                Ok(if created {
+                    cas::Outcome::Written(put)
+                } else {
+                    cas::Outcome::Taken
+                })
+            }
+            cas::Outcome::Found((attempt, theirs)) => {
+                // A try whose answer was lost (this one, or an earlier one
+                // of the same change): finish what its marker names.
+                if theirs.writer != manifest.writer {
                     self.discard_staged(remote, &staged).await;
                 }
-                self.finish_staged(remote, marker.version, &marker.staged(remote), &marker.writer)
+                self.finish_staged(remote, theirs.version, &theirs.staged(remote), &theirs.writer)
                     .await?;
+                Ok(cas::Outcome::Found((attempt, theirs)))
             }
-            None if matches!(outcome, cas::Outcome::Taken) => self.discard_staged(remote, &staged).await,
-            // Whoever finds the marker finishes it; the staged manifest stays.
-            None => {}
+            cas::Outcome::Taken => {
+                self.discard_staged(remote, &staged).await;
+                Ok(cas::Outcome::Taken)
+            }
+            // Whoever meets the marker finishes it; the staged manifest stays.
+            cas::Outcome::Unknown(error) => Ok(cas::Outcome::Unknown(error)),
         }
-        Ok(outcome)
     }
 
     /// [`Layout::publish`](crate::layout::Layout::publish) of a database
@@ -163,7 +171,7 @@ impl Versioned {
         let token = in_flight.attempts[this].token.as_str();
         let manifest = self.upload_version(remote, keys, file, None, token, progress).await?;
         match self
-            .create_first(remote, keys, &manifest, |writer| in_flight.attempt(writer))
+            .create_first(remote, keys, &manifest, true, |writer| in_flight.attempt(writer))
             .await?
         {
             cas::Outcome::Written(_) => Ok(Found {
