@@ -11,6 +11,7 @@
 
 pub mod cas;
 pub mod counting;
+mod identity;
 pub mod local;
 pub mod memory;
 #[cfg(feature = "aws-config")]
@@ -147,19 +148,17 @@ impl Remote {
     pub fn same_bucket(&self, other: &Remote) -> bool {
         self.url.scheme() == other.url.scheme()
             && self.url.bucket() == other.url.bucket()
-            && self.endpoint == other.endpoint
+            && identity::endpoint(self.endpoint.as_deref()) == identity::endpoint(other.endpoint.as_deref())
     }
 
-    /// A string that tells this database apart from any other: scheme,
-    /// endpoint, bucket and key.
+    /// A string that tells this database apart from any other, however its
+    /// URL and endpoint are spelled (see `identity.rs`).
     pub(crate) fn identity(&self) -> String {
-        let mut identity = format!("{}\n{}", self.endpoint.as_deref().unwrap_or(""), self.url);
-        if self.url.scheme() == Scheme::Memory {
-            // A memory store lives and dies with its process, and its ETags
-            // restart with it: a cached copy must never outlive it.
-            identity.push_str(&format!("\n{}", *memory::PROCESS_NONCE));
-        }
-        identity
+        identity::of(self)
+    }
+
+    fn endpoint_name(&self) -> Option<&str> {
+        self.endpoint.as_deref()
     }
 
     /// Turns a store error into an [`Error`] naming this database.

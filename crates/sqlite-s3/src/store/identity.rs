@@ -1,0 +1,106 @@
+//! What tells one database apart from any other, however its URL and
+//! endpoint are spelled: the cache keys working copies (and the changes
+//! waiting in them) by it, so one bucket must have one identity.
+//!
+//! - Endpoints: scheme and host in lower case, default ports and trailing
+//!   slashes dropped, `localhost` and `[::1]` taken for `127.0.0.1`, and
+//!   AWS's own S3 endpoints taken for no endpoint (bucket names are global
+//!   there).
+//! - Keys: as the store reads them (`a//b` is `a/b`).
+//! - Directories of `file://` URLs: the real path, links resolved.
+
+use super::Remote;
+use crate::location::Scheme;
+
+/// The identity of the database at `remote`.
+pub(crate) fn of(remote: &Remote) -> String {
+    let url = remote.url();
+    let bucket = match url.directory() {
+        Some(dir) => std::fs::canonicalize(&dir)
+            .unwrap_or(dir)
+            .to_string_lossy()
+            .into_owned(),
+        None => url.bucket().to_string(),
+    };
+    let scheme = match url.scheme() {
+        Scheme::S3 => "s3",
+        Scheme::File => "file",
+        Scheme::Memory => "memory",
+    };
+    let mut identity = format!(
+        "{}\n{scheme}://{bucket}/{}",
+        endpoint(remote.endpoint_name()),
+        remote.key()
+    );
+    if url.scheme() == Scheme::Memory {
+        // A memory store lives and dies with its process, and its ETags
+        // restart with it: a cached copy must never outlive it.
+        identity.push_str(&format!("\n{}", *super::memory::PROCESS_NONCE));
+    }
+    identity
+}
+
+/// An endpoint, spelled one way. See the module docs.
+pub(crate) fn endpoint(endpoint: Option<&str>) -> String {
+    let Some(given) = endpoint.map(str::trim).filter(|e| !e.is_empty()) else {
+        return String::new();
+    };
+    let Ok(parsed) = url::Url::parse(given) else {
+        return given.trim_end_matches('/').to_string();
+    };
+    let host = match parsed.host_str().unwrap_or_default() {
+        "localhost" | "[::1]" | "::1" => "127.0.0.1".to_string(),
+        host => host.to_ascii_lowercase(),
+    };
+    let aws = host == "s3.amazonaws.com"
+        || (host.ends_with(".amazonaws.com") && (host.starts_with("s3.") || host.starts_with("s3-")));
+    if aws && parsed.scheme() == "https" && parsed.path().trim_matches('/').is_empty() {
+        return String::new();
+    }
+    let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let path = parsed.path().trim_end_matches('/');
+    format!("{}://{host}{port}{path}", parsed.scheme())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_endpoint_has_one_spelling() {
+        let same = [
+            "http://127.0.0.1:9000",
+            "http://127.0.0.1:9000/",
+            "HTTP://LOCALHOST:9000",
+            "http://localhost:9000/",
+            "http://[::1]:9000",
+        ];
+        for spelling in same {
+            assert_eq!(endpoint(Some(spelling)), "http://127.0.0.1:9000", "{spelling}");
+        }
+        assert_eq!(
+            endpoint(Some("https://minio.example.com:443/")),
+            "https://minio.example.com"
+        );
+        assert_eq!(
+            endpoint(Some("http://minio.example.com:80")),
+            "http://minio.example.com"
+        );
+        assert_ne!(
+            endpoint(Some("http://127.0.0.1:9001")),
+            endpoint(Some("http://127.0.0.1:9000"))
+        );
+        assert_ne!(
+            endpoint(Some("https://a.example.com")),
+            endpoint(Some("https://b.example.com"))
+        );
+        for aws in [
+            None,
+            Some(""),
+            Some("https://s3.amazonaws.com"),
+            Some("https://s3.eu-west-1.amazonaws.com/"),
+        ] {
+            assert_eq!(endpoint(aws), "", "{aws:?}");
+        }
+    }
+}
