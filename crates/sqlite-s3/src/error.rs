@@ -183,7 +183,7 @@ pub enum Error {
     /// published; it was set aside, and the remote version is used instead.
     #[error(
         "the working copy of {url} is damaged ({reason}), so nothing was published from it; it was set aside \
-         as {path} and the newest remote version is used instead. Run the change again"
+         as {path} and the newest remote version is used instead"
     )]
     WorkingCopyDamaged {
         /// The database URL.

@@ -20,7 +20,7 @@ pub enum Target {
 }
 
 fn token() -> String {
-    format!("{:016x}", fastrand::u64(..))
+    crate::layout::new_token()
 }
 
 /// Every version of the database, oldest first.

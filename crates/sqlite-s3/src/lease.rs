@@ -139,7 +139,7 @@ impl Lease {
             };
             let record = Record {
                 owner: owner.to_string(),
-                token: format!("{:016x}", fastrand::u64(..)),
+                token: crate::layout::new_token(),
                 fence,
                 expires_at_ms: 0,
                 released: false,

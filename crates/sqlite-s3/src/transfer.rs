@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::cache;
-use crate::cache::state::{Attempt, InFlight};
+use crate::cache::state::InFlight;
 use crate::error::{Error, Result};
 use crate::layout::{self, Published, RemoteVersion};
 use crate::options::{Options, WriteMode};
@@ -136,11 +136,8 @@ pub async fn push_file(remote: Remote, options: &Options, file: &Path, force: bo
     } else {
         WriteMode::Conditional
     };
-    let mut in_flight = InFlight::over(base.as_ref(), mode == WriteMode::LastWriterWins);
-    in_flight.attempts.push(Attempt {
-        token: layout::new_token(),
-        hash: String::new(),
-    });
+    let in_flight =
+        InFlight::over(base.as_ref(), mode == WriteMode::LastWriterWins).with_attempt(layout::new_token(), "");
     let bytes = std::fs::metadata(&snapshot_path)
         .map_err(Error::io("reading", &snapshot_path))?
         .len();

@@ -57,7 +57,27 @@ on_every_store!(
     sessions_opened_before_a_move_follow_it,
     a_move_to_versioned_cut_short_is_finished_by_the_next_reader,
     a_move_to_single_cut_short_is_finished_by_the_next_reader,
+    a_versioned_database_made_before_markers_moves_to_single,
 );
+
+/// Versioned databases made before markers have no object at their key:
+/// the move to single creates it, although versions exist.
+async fn a_versioned_database_made_before_markers_moves_to_single(backend: Backend) {
+    use object_store::ObjectStoreExt;
+    let remote = remote(&backend);
+    let mut db = Session::open_remote(remote.clone(), &backend.options().layout(LayoutKind::Versioned))
+        .await
+        .unwrap();
+    insert(&mut db, "a").await;
+    db.close().await.unwrap();
+    remote.store().delete(remote.key()).await.unwrap();
+    assert_eq!(layout::detect(&remote).await.unwrap(), Some(LayoutKind::Versioned));
+
+    convert(&remote, LayoutKind::Single, None).await.unwrap();
+    assert_eq!(layout::detect(&remote).await.unwrap(), Some(LayoutKind::Single));
+    write(&backend, &remote, &["b"]).await;
+    assert_eq!(notes_of(&backend, &remote).await, strings(&["a", "b"]));
+}
 
 async fn moving_back_and_forth_keeps_the_data_and_the_history(backend: Backend) {
     let remote = remote(&backend);

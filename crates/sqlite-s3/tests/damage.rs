@@ -373,3 +373,45 @@ async fn a_stale_state_of_a_crashed_session_is_reported_not_published(backend: B
     a.close().await.unwrap();
     assert_eq!(remote_rows(&backend).await, rows(&[("a", 1..=3)]));
 }
+
+/// Working copies that an earlier version kept under the URL as spelled
+/// (here through a linked directory) are adopted, and what they hold is
+/// published.
+#[tokio::test]
+async fn copies_kept_under_an_earlier_name_are_adopted() {
+    let real = tempfile::tempdir().unwrap();
+    let links = tempfile::tempdir().unwrap();
+    let link = links.path().join("bucket");
+    std::os::unix::fs::symlink(real.path(), &link).unwrap();
+    let url = format!("file://{}/app.db", link.display());
+    let cache = tempfile::tempdir().unwrap();
+    let opts = Options::new().cache_dir(cache.path());
+    let mut db = Session::open(&url, &opts).await.unwrap();
+    insert(&mut db, "a", 1).await;
+    db.connection()
+        .execute("INSERT INTO t VALUES ('a', 2, NULL)", [])
+        .unwrap();
+    let copy = db.working_copy();
+    drop(db); // unpublished, left open
+
+    // Where an earlier version kept it: keyed by the URL as given.
+    let folder = copy.parent().unwrap().parent().unwrap().to_path_buf();
+    let legacy = blake3::hash(format!("\n{url}").as_bytes()).to_hex();
+    let old = cache.path().join(format!("app.db-{}", &legacy[..16]));
+    assert_ne!(old, folder);
+    std::fs::rename(&folder, &old).unwrap();
+
+    let db = Session::open(&url, &opts).await.unwrap();
+    db.close().await.unwrap();
+    let reader = Session::open(
+        &format!("file://{}/app.db", real.path().display()),
+        &Options::new().cache_dir(cache.path().join("other")),
+    )
+    .await
+    .unwrap();
+    let n: i64 = reader
+        .connection()
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 2, "the change kept under the old name was published");
+}

@@ -72,7 +72,59 @@ on_every_store_and_layout!(
     commits_made_after_an_unknown_outcome_are_published_after_it,
     discarding_waits_for_no_one_and_never_sets_aside_a_landed_change,
     a_flaky_store_is_absorbed,
+    a_damaged_copy_is_set_aside_only_once_its_publish_is_settled,
 );
+
+/// Garbage over the middle page of a working copy.
+fn damage_a_page(copy: &std::path::Path) {
+    let mut bytes = std::fs::read(copy).unwrap();
+    let at = (bytes.len() / 4096 / 2) * 4096;
+    fastrand::fill(&mut bytes[at..at + 4096]);
+    std::fs::write(copy, bytes).unwrap();
+}
+
+/// A publish of unknown outcome, then the copy is damaged: before it is
+/// set aside the publish is settled (found landed, or fenced off), so the
+/// change can never land behind a user who makes it again.
+async fn a_damaged_copy_is_set_aside_only_once_its_publish_is_settled(backend: Backend, layout: LayoutKind) {
+    for lands_first in [true, false] {
+        let backend = Backend::new(backend.kind).unwrap();
+        let (remote, faults) = faulty(&backend);
+        let mut db = Session::open_remote(remote.clone(), &options(&backend, layout))
+            .await
+            .unwrap();
+        db.transaction(|tx| {
+            tx.execute_batch("CREATE TABLE c(n INTEGER, pad BLOB)")?;
+            tx.execute_batch("INSERT INTO c SELECT 1, randomblob(3000) FROM (WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 40) SELECT i FROM r)")?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let late = if lands_first { 100 } else { 1500 };
+        unknown_commit(&faults, Duration::from_millis(late));
+        db.connection().execute("INSERT INTO c VALUES (2, NULL)", []).unwrap();
+        assert!(matches!(db.publish().await, Err(Error::OutcomeUnknown { .. })));
+        faults.clear();
+        if lands_first {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        damage_a_page(&db.working_copy());
+        db.connection().execute("INSERT INTO c VALUES (3, NULL)", []).ok();
+        let err = db.publish().await.unwrap_err();
+        let Error::WorkingCopyDamaged { reason, .. } = &err else {
+            panic!("expected a damaged copy, got {err}");
+        };
+        assert_eq!(reason.contains("had landed"), lands_first, "{reason}");
+        drop(db);
+        tokio::time::sleep(Duration::from_millis(1700)).await;
+        let expected = if lands_first { 1 } else { 0 };
+        assert_eq!(
+            rows_in_remote(&backend, layout, 2).await,
+            expected,
+            "landed first: {lands_first}"
+        );
+    }
+}
 
 async fn a_lost_answer_to_a_write_that_landed_is_not_a_conflict(backend: Backend, layout: LayoutKind) {
     let (remote, faults) = faulty(&backend);

@@ -333,3 +333,45 @@ async fn without_the_grace_period_gc_would_break_that_commit() {
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("missing"), "{err}");
 }
+
+#[tokio::test]
+async fn gc_keeps_the_chunks_of_a_branch_being_created_and_skips_one_that_never_was() {
+    use support::faults::Fault;
+    let backend = Backend::new(Kind::Memory).unwrap();
+    let mut db = Session::open(&backend.url("app.db"), &versioned(&backend))
+        .await
+        .unwrap();
+    set(&mut db, 1).await;
+    set(&mut db, 2).await;
+    db.close().await.unwrap();
+    let source = remote(&backend, "app.db");
+
+    // The brancher stops after its marker, before the branch's version 1.
+    let (target, faults) = Faults::wrap(&remote(&backend, "fork.db"));
+    faults.always(Op::Put, |key| key.contains("/manifests/"), Fault::Stop);
+    let err = history::branch(&source, &target, Some(1)).await.unwrap_err();
+    assert!(matches!(err, Error::OutcomeUnknown { .. }), "{err}");
+    // Without a grace period, only the staged version keeps version 1's chunks.
+    history::gc(&source, Keep::Last(1), Duration::ZERO).await.unwrap();
+    assert_eq!(
+        read(&backend, "fork.db").await,
+        1,
+        "the branch is finished by its first reader"
+    );
+
+    // A brancher that stopped before its marker: nothing at the key.
+    let (target, faults) = Faults::wrap(&remote(&backend, "never.db"));
+    faults.always(Op::Put, |key| key == "never.db", Fault::Stop);
+    assert!(history::branch(&source, &target, Some(2)).await.is_err());
+    let err = history::gc(&source, Keep::Last(1), Duration::from_secs(3600))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("being created"),
+        "young: it may yet come: {err}"
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    history::gc(&source, Keep::Last(1), Duration::from_millis(10))
+        .await
+        .unwrap();
+}

@@ -44,7 +44,11 @@ pub fn resolve_dir(option: Option<&Path>) -> PathBuf {
 
 /// The folder of one database inside the cache directory.
 pub fn database_dir(cache_dir: &Path, remote: &Remote) -> PathBuf {
-    let hash = blake3::hash(remote.identity().as_bytes()).to_hex();
+    dir_for(cache_dir, remote, &remote.identity())
+}
+
+fn dir_for(cache_dir: &Path, remote: &Remote, identity: &str) -> PathBuf {
+    let hash = blake3::hash(identity.as_bytes()).to_hex();
     let name: String = remote
         .url()
         .key()
@@ -62,6 +66,45 @@ pub fn database_dir(cache_dir: &Path, remote: &Remote) -> PathBuf {
         .take(40)
         .collect();
     cache_dir.join(format!("{name}-{}", &hash[..16]))
+}
+
+/// Moves the working copies that earlier versions kept under the URL as
+/// spelled (before one bucket had one identity) into the database's
+/// folder, as further slots, so that what they hold is settled like any
+/// other slot's. Slots in use by another process are left where they are.
+pub fn adopt_legacy(cache_dir: &Path, remote: &Remote) -> crate::Result<()> {
+    let Some(legacy) = remote.legacy_identity() else {
+        return Ok(());
+    };
+    let old = dir_for(cache_dir, remote, &legacy);
+    if !old.is_dir() {
+        return Ok(());
+    }
+    let new = database_dir(cache_dir, remote);
+    std::fs::create_dir_all(&new).map_err(crate::Error::io("creating", &new))?;
+    for index in 0..slot::MAX_SLOTS {
+        let from = old.join(format!("slot-{index}"));
+        if !from.is_dir() {
+            continue;
+        }
+        // Held while it moves: no one else is using it.
+        let Some(_held) = Slot::try_lock(&from)? else { continue };
+        let Some(free) = (0..slot::MAX_SLOTS)
+            .map(|i| new.join(format!("slot-{i}")))
+            .find(|dir| !dir.exists())
+        else {
+            break;
+        };
+        std::fs::rename(&from, &free).map_err(crate::Error::io("moving", &from))?;
+        tracing::info!("adopted the working copy {} as {}", from.display(), free.display());
+    }
+    for folder in ["rescued", "damaged", "pulls"] {
+        let (from, to) = (old.join(folder), new.join(folder));
+        if from.is_dir() && !to.exists() {
+            std::fs::rename(&from, &to).map_err(crate::Error::io("moving", &from))?;
+        }
+    }
+    Ok(())
 }
 
 /// The state of the local working copy of a database, as `sqlite-s3 info`

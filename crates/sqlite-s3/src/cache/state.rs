@@ -36,9 +36,10 @@ pub struct SlotState {
     pub status: Status,
     /// The layout of the database, once known.
     pub layout: Option<LayoutKind>,
-    /// A publish whose outcome is not known yet (under way, or its answer
-    /// was lost): before anything else is published, the remote lineage is
-    /// searched for its token to learn whether it landed.
+    /// Tries of a publish whose outcome is not known yet (under way, or
+    /// answers lost): before anything else is published, the remote is
+    /// asked whether one landed (the lineage of the single object, or
+    /// version N+1 of the versioned layout).
     pub publishing: Option<InFlight>,
     /// A download being put in place of the working copy: if the process
     /// dies between the rename and the next save, the next session sees
@@ -98,7 +99,8 @@ impl Fingerprint {
 
 /// Publishes whose outcome is not known yet: tries of the working copy's
 /// changes over one base version. Each is conditional on that base, so at
-/// most one of them can ever land, and its token says which.
+/// most one of them can ever land, and its token says which (last-writer-
+/// wins tries are not conditional: only their tokens can tell).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "InFlightRecord")]
 pub struct InFlight {

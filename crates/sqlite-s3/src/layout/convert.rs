@@ -33,7 +33,7 @@ use super::single::SingleObject;
 use super::versioned::manifest::Manifest;
 use super::versioned::{Versioned, marker_check};
 use super::{Layout, LayoutKind, Pulled, RemoteVersion};
-use crate::cache::state::{Attempt, InFlight};
+use crate::cache::state::InFlight;
 use crate::error::{Error, Result};
 use crate::options::WriteMode;
 use crate::progress::ProgressFn;
@@ -191,11 +191,7 @@ async fn finish(remote: &Remote, state: State, file: Option<&Path>) -> Result<()
                 lineage: Vec::new(),
                 manifest: None,
             });
-            let mut in_flight = InFlight::over(base.as_ref(), false);
-            in_flight.attempts.push(Attempt {
-                token: moved.writer.clone(),
-                hash: String::new(),
-            });
+            let in_flight = InFlight::over(base.as_ref(), false).with_attempt(&moved.writer, "");
             let published = SingleObject
                 .publish(remote, file, base.as_ref(), WriteMode::Conditional, &in_flight, None)
                 .await;
@@ -248,7 +244,7 @@ const ATTEMPTS: usize = 5;
 /// when the single object is not a SQLite file; [`Error::InvalidState`] when
 /// both layouts hold a database.
 pub async fn convert(remote: &Remote, to: LayoutKind, progress: Option<&ProgressFn>) -> Result<ConvertReport> {
-    let writer = format!("{:016x}", fastrand::u64(..));
+    let writer = super::new_token();
     for _ in 0..ATTEMPTS {
         let state = state(remote).await?;
         match state {

@@ -151,9 +151,16 @@ impl Layout for SingleObject {
         let bytes = tokio::fs::read(file).await.map_err(Error::io("reading", file))?;
         let total = bytes.len() as u64;
         if base.is_none() && Versioned::default().exists(remote).await? {
-            // A database in the versioned layout that predates its marker
-            // (layout/convert.rs): never create a second one beside it.
-            return Err(conflict(remote));
+            // A database in the versioned layout that predates markers
+            // (layout/convert.rs) has no object at the key: never create a
+            // second database beside it, unless it is moving to this layout.
+            let moving = Versioned::default()
+                .newest(remote)
+                .await?
+                .is_some_and(|m| m.moved_to_single);
+            if !moving {
+                return Err(conflict(remote));
+            }
         }
         report(progress, Direction::Upload, 0, total);
         let lineage = extend_lineage(token, base);
@@ -186,26 +193,29 @@ impl Layout for SingleObject {
                     attributes,
                     ..Default::default()
                 };
-                remote
-                    .store()
-                    .put_opts(remote.key(), payload, options)
-                    .await
-                    .map_err(|e| remote.error("uploading", e))?
+                match remote.store().put_opts(remote.key(), payload, options).await {
+                    Ok(put) => put,
+                    // Not conditional: whether it landed cannot be told.
+                    Err(e) => return Err(super::publish_unknown(remote, remote.error("uploading", e))),
+                }
             }
             cas::Outcome::Taken => return Err(conflict(remote)),
             cas::Outcome::Unknown(error) => return Err(super::publish_unknown(remote, error)),
         };
-        let etag = written.e_tag.ok_or_else(|| {
-            Error::InvalidState(format!("the store returned no ETag after publishing {}", remote.url()))
-        })?;
         report(progress, Direction::Upload, total, total);
-        Ok(Found {
-            attempt: this,
-            published: Published::Current(RemoteVersion {
+        // It landed. Without an ETag its version cannot be named: the next
+        // pull downloads whatever is newest.
+        let published = match written.e_tag {
+            Some(etag) => Published::Current(RemoteVersion {
                 etag,
                 lineage,
                 manifest: None,
             }),
+            None => Published::Superseded,
+        };
+        Ok(Found {
+            attempt: this,
+            published,
         })
     }
 

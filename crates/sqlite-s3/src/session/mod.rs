@@ -105,6 +105,7 @@ impl Session {
     pub async fn open_remote(remote: Remote, options: &Options) -> Result<Self> {
         let cache_dir = cache::resolve_dir(options.cache_dir.as_deref());
         let db_dir = cache::database_dir(&cache_dir, &remote);
+        cache::adopt_legacy(&cache_dir, &remote)?;
         let mut chosen = None;
         for index in 0..cache::slot::MAX_SLOTS {
             let Some(mut slot) = Slot::try_lock(&db_dir.join(format!("slot-{index}")))? else {
@@ -244,13 +245,18 @@ impl Session {
     /// conditional PUT. A read-only session sends nothing.
     ///
     /// # Failure
-    /// [`Error::Conflict`] when someone else published first: the remote is
-    /// untouched and the changes stay in the working copy (publish them with
+    /// [`Error::Conflict`] when someone else published first and none of
+    /// these changes landed (nor ever will): the changes stay in the working
+    /// copy (publish them with
     /// [`WriteMode::LastWriterWins`](crate::WriteMode::LastWriterWins) or
-    /// [`discard`](Session::discard) them). [`Error::InvalidState`] when a
-    /// transaction is open. Store errors as for [`Session::open_remote`]; after
-    /// [`Error::Unavailable`] the outcome is unknown, and the next publish or
-    /// open finds out.
+    /// [`discard`](Session::discard) them). [`Error::OutcomeUnknown`] when
+    /// whether they landed cannot be told: they are kept, and the next
+    /// publish or open finds out. [`Error::WorkingCopyDamaged`] when the
+    /// working copy failed its check: nothing of it was sent, it was set
+    /// aside, and the session goes on from the remote version.
+    /// [`Error::InvalidState`] when a transaction is open, or the session is
+    /// read-only. Store errors as for [`Session::open_remote`]: nothing
+    /// landed.
     pub async fn publish(&mut self) -> Result<PublishOutcome> {
         self.publish_guarded(|| async { Ok(()) }).await
     }
@@ -321,7 +327,22 @@ impl Session {
         match published {
             Ok(uploaded) => Ok((uploaded, bytes)),
             Err(Error::WorkingCopyDamaged { url, reason, .. }) => {
+                // Nothing of this publish was sent. Earlier ones of changes
+                // in the copy may be recorded: settle them first, so that
+                // what is set aside is known to be in the remote, or not.
+                let layout = self.layout().layout();
+                let earlier = publish::resolve_in_flight(&mut self.slot, &self.remote, layout.as_ref()).await?;
+                let fate =
+                    recovery::tries_before_setting_aside(&mut self.slot, &self.remote, layout.as_ref(), earlier, true)
+                        .await?;
+                let reason = format!("{reason}{}", fate.note());
                 let path = self.set_aside_damaged(file, &reason).await?;
+                if fate == recovery::TriesFate::Unknown {
+                    return Err(publish::earlier_unknown(
+                        &self.remote,
+                        format!("the copy holding them was damaged and set aside as {}", path.display()),
+                    ));
+                }
                 Err(Error::WorkingCopyDamaged { url, path, reason })
             }
             Err(e) => Err(e),

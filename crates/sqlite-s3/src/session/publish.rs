@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use crate::cache::Slot;
-use crate::cache::state::{Attempt, InFlight};
+use crate::cache::state::InFlight;
 use crate::error::{Error, Result};
 use crate::layout::{Landed, Layout, Published};
 use crate::options::WriteMode;
@@ -53,23 +53,30 @@ pub(crate) async fn publish_slot(
     hash: blake3::Hash,
     progress: Option<&ProgressFn>,
 ) -> Result<bool> {
-    if let Earlier::Unknown(reason) = resolve_in_flight(slot, remote, layout).await? {
+    let earlier = resolve_in_flight(slot, remote, layout).await?;
+    if let Earlier::Unknown(reason) = earlier {
         return Err(earlier_unknown(remote, reason));
     }
     let hash = hash.to_hex().to_string();
     let mut uploaded = false;
     while slot.state.pulled_hash.as_deref() != Some(hash.as_str()) {
-        check_candidate(remote, file)?;
+        check_candidate(remote, file).map_err(|e| match e {
+            Error::WorkingCopyDamaged { url, path, reason } if earlier == Earlier::Landed => {
+                Error::WorkingCopyDamaged {
+                    url,
+                    path,
+                    reason: format!("{reason}; an earlier publish of its changes had landed, so the remote holds them"),
+                }
+            }
+            e => e,
+        })?;
         let base = slot.state.version.clone();
         let mut in_flight = slot
             .state
             .publishing
             .take()
-            .unwrap_or_else(|| InFlight::over(base.as_ref(), mode == WriteMode::LastWriterWins));
-        in_flight.attempts.push(Attempt {
-            token: format!("{:016x}", fastrand::u64(..)),
-            hash: hash.clone(),
-        });
+            .unwrap_or_else(|| InFlight::over(base.as_ref(), mode == WriteMode::LastWriterWins))
+            .with_attempt(crate::layout::new_token(), hash.clone());
         slot.state.publishing = Some(in_flight.clone());
         slot.save()?;
         let found = match layout
@@ -96,7 +103,11 @@ pub(crate) async fn publish_slot(
         let landed = &in_flight.attempts[found.attempt];
         let superseded = matches!(found.published, Published::Superseded);
         record(slot, found.published, &landed.hash);
-        slot.save()?;
+        if let Err(e) = slot.save() {
+            // It landed. The state on disk still holds the tries, so the
+            // next session learns that from the remote: go on.
+            tracing::warn!("could not record a publish of {} that landed: {e}", remote.url());
+        }
         if landed.hash != hash && superseded {
             // An earlier try landed, and others built on it, before the
             // commits made since could follow.
@@ -177,5 +188,8 @@ pub(crate) fn check_candidate(remote: &Remote, file: &Path) -> Result<()> {
         return Err(damaged("it is empty".into()));
     }
     header::check(&sqlite::read_head(file, 100)?, len).map_err(|problem| damaged(problem.to_string()))?;
-    sqlite::quick_check(file).map_err(damaged)
+    match sqlite::check_local(file)? {
+        None => Ok(()),
+        Some(problem) => Err(damaged(problem)),
+    }
 }

@@ -65,7 +65,7 @@ pub(crate) async fn settle(slot: &mut Slot, remote: &Remote, options: &Options) 
         }
         return finish(slot);
     }
-    let examined = examine(&db, slot.state.version.is_some()).await;
+    let examined = examine(&db, slot.state.version.is_some()).await?;
     if let (Ok(hash), Some(installing)) = (&examined, slot.state.installing.take())
         && installing.hash == hash.to_hex().as_str()
     {
@@ -76,14 +76,8 @@ pub(crate) async fn settle(slot: &mut Slot, remote: &Remote, options: &Options) 
     let hash = match examined {
         Ok(hash) => hash,
         Err(reason) => {
-            let note = match &earlier {
-                Earlier::Landed => "; an earlier publish of its changes had landed, so the remote holds them",
-                Earlier::Pending | Earlier::Unknown(_) => {
-                    "; an earlier publish of its changes may or may not land, so compare the remote with it before \
-                     making them again"
-                }
-                Earlier::None => "",
-            };
+            let fate = tries_before_setting_aside(slot, remote, layout, earlier, !options.read_only).await?;
+            let note = fate.note();
             let folder = slot.set_aside_damaged(&format!("{reason}{note}"))?;
             warn_set_aside(remote, &folder, &format!("it is damaged ({reason}){note}"));
             return Ok(Settled::Clean);
@@ -110,6 +104,63 @@ pub(crate) async fn settle(slot: &mut Slot, remote: &Remote, options: &Options) 
         PendingChanges::Discard => discard_pending(slot, remote, layout, options, earlier, hash).await,
         PendingChanges::Publish => publish_pending(slot, remote, layout, options, earlier, hash).await,
     }
+}
+
+/// What became of a copy's earlier publishes when the copy is set aside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TriesFate {
+    /// There were none, or none landed and none ever will.
+    Settled,
+    /// One landed: the remote holds those changes.
+    Landed,
+    /// One may still land, or may have: it cannot be told.
+    Unknown,
+}
+
+impl TriesFate {
+    /// What a message about the set-aside copy adds.
+    pub(crate) fn note(self) -> &'static str {
+        match self {
+            TriesFate::Settled => "",
+            TriesFate::Landed => "; an earlier publish of its changes had landed, so the remote holds them",
+            TriesFate::Unknown => {
+                "; an earlier publish of its changes may or may not land, so compare the remote with it before \
+                 making them again"
+            }
+        }
+    }
+}
+
+/// Before a copy is set aside while tries of a publish of it are recorded
+/// (`earlier`, as [`publish::resolve_in_flight`] left them): a try that may
+/// still land is fenced off when `writable`, so that what is set aside is
+/// known not to be in the remote, or known to be.
+pub(crate) async fn tries_before_setting_aside(
+    slot: &mut Slot,
+    remote: &Remote,
+    layout: &dyn Layout,
+    earlier: Earlier,
+    writable: bool,
+) -> Result<TriesFate> {
+    Ok(match earlier {
+        Earlier::None => TriesFate::Settled,
+        Earlier::Landed => TriesFate::Landed,
+        Earlier::Unknown(_) => TriesFate::Unknown,
+        Earlier::Pending if !writable => TriesFate::Unknown,
+        Earlier::Pending => {
+            let in_flight = slot.state.publishing.clone().expect("pending tries are recorded");
+            let base = slot.state.version.clone();
+            match layout.fence(remote, base.as_ref(), &in_flight).await {
+                Ok(Landed::Never) => TriesFate::Settled,
+                Ok(Landed::Yes(_)) => TriesFate::Landed,
+                Ok(Landed::NotYet | Landed::Unknown(_)) => TriesFate::Unknown,
+                Err(e) => {
+                    tracing::debug!("fencing off an earlier publish of {} failed: {e}", remote.url());
+                    TriesFate::Unknown
+                }
+            }
+        }
+    })
 }
 
 /// Marks the slot settled: nothing pending, no session in it.
@@ -143,7 +194,7 @@ async fn verify_clean(slot: &mut Slot, remote: &Remote) -> Result<()> {
         (None, _) => Some("nothing records what it holds".to_string()),
         (Some(_), true) => {
             let path = db.clone();
-            blocking(move || open_and_fold(&path)).await.err()
+            blocking(move || open_and_fold(&path)).await?
         }
         (Some(_), false) => None,
     };
@@ -170,34 +221,43 @@ async fn verify_clean(slot: &mut Slot, remote: &Remote) -> Result<()> {
 
 /// Opens a working copy with SQLite (rolling back a hot journal, replaying
 /// the WAL), folds the WAL in, and checks it. Returns its content hash, or
-/// what is wrong with it.
-async fn examine(db: &Path, has_version: bool) -> std::result::Result<blake3::Hash, String> {
+/// what is wrong with it; an error when SQLite could not look at all.
+async fn examine(db: &Path, has_version: bool) -> Result<std::result::Result<blake3::Hash, String>> {
     let path = db.to_path_buf();
     blocking(move || {
-        open_and_fold(&path)?;
-        let len = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+        if let Some(problem) = open_and_fold(&path)? {
+            return Ok(Err(problem));
+        }
+        let len = std::fs::metadata(&path).map_err(Error::io("reading", &path))?.len();
         if len == 0 && has_version {
-            return Err("it is empty, but was pulled from a version that is not".into());
+            return Ok(Err("it is empty, but was pulled from a version that is not".into()));
         }
         if len > 0 {
-            let head = sqlite::read_head(&path, 100).map_err(|e| e.to_string())?;
-            header::check(&head, len).map_err(|p| p.to_string())?;
-            sqlite::quick_check(&path)?;
+            if let Err(problem) = header::check(&sqlite::read_head(&path, 100)?, len) {
+                return Ok(Err(problem.to_string()));
+            }
+            if let Some(problem) = sqlite::check_local(&path)? {
+                return Ok(Err(problem));
+            }
         }
-        sqlite::hash_file(&path)
-            .map(|(hash, _)| hash)
-            .map_err(|e| e.to_string())
+        Ok(Ok(sqlite::hash_file(&path)?.0))
     })
     .await
 }
 
-fn open_and_fold(db: &Path) -> std::result::Result<(), String> {
+/// Opens a copy with SQLite and folds its WAL in. `Some(what)` when SQLite
+/// finds it damaged; an error when it could not look.
+fn open_and_fold(db: &Path) -> Result<Option<String>> {
     let fold = || -> Result<()> {
         let conn = sqlite::open(db)?;
         sqlite::checkpoint(&conn)?;
         conn.close().map_err(|(_, e)| Error::Sql(e))
     };
-    fold().map_err(|e| format!("SQLite cannot open it: {e}"))
+    match fold() {
+        Ok(()) => Ok(None),
+        Err(Error::Sql(e)) if sqlite::is_damage(&e) => Ok(Some(format!("SQLite cannot read it: {e}"))),
+        Err(e) => Err(e),
+    }
 }
 
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {

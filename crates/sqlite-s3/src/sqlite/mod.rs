@@ -46,6 +46,42 @@ pub fn quick_check(path: &Path) -> std::result::Result<(), String> {
     }
 }
 
+/// Whether a local copy is sound: `Ok(None)` when it opens and passes
+/// `PRAGMA quick_check`, `Ok(Some(what))` when SQLite finds it damaged (not
+/// a database, corrupt, shorter than its pages), and an error when SQLite
+/// could not look (no memory, no file handles, a lock held elsewhere): a
+/// copy is never taken for damaged on such grounds.
+pub fn check_local(path: &Path) -> Result<Option<String>> {
+    let check = || -> rusqlite::Result<Vec<String>> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mut stmt = conn.prepare("PRAGMA quick_check")?;
+        let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+        rows.collect()
+    };
+    match check() {
+        Ok(rows) if rows == ["ok"] => Ok(None),
+        Ok(rows) => Ok(Some(format!("quick_check: {}", rows.join("; ")))),
+        Err(e) if is_damage(&e) => Ok(Some(format!("SQLite cannot read it: {e}"))),
+        Err(e) => Err(Error::Sql(e)),
+    }
+}
+
+/// Whether an SQLite error says the file is damaged, rather than that
+/// something else went wrong.
+pub fn is_damage(error: &rusqlite::Error) -> bool {
+    match error {
+        rusqlite::Error::SqliteFailure(e, _) => {
+            matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+            ) || e.extended_code == rusqlite::ffi::SQLITE_IOERR_SHORT_READ
+        }
+        _ => false,
+    }
+}
+
 /// Makes the main database file complete: in WAL mode, copies every
 /// committed frame into it and empties the WAL. A no-op in rollback-journal
 /// mode, where the main file is complete whenever no transaction is open.

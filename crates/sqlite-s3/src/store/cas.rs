@@ -149,15 +149,16 @@ where
                 // someone else was under way (S3's 409
                 // ConditionalRequestConflict). Ours was refused; try again.
                 Ok(Landed::NotYet) if !last => {}
+                // Only the check can prove that nothing landed (it knows
+                // about tries made before this call): anything short of
+                // that proof is unknown.
                 Ok(Landed::NotYet) => {
-                    return Ok(unknown(
-                        ambiguous,
-                        remote.error(operation, error),
-                        "the store kept refusing the write while allowing it",
-                    ));
+                    tracing::debug!("{operation} of {}: refused while allowed, every try", remote.url());
+                    return Ok(Outcome::Unknown(remote.error(operation, error)));
                 }
                 Ok(Landed::Unknown(reason)) => {
-                    return Ok(unknown(ambiguous, remote.error(operation, error), &reason));
+                    tracing::debug!("{operation} of {}: outcome unknown: {reason}", remote.url());
+                    return Ok(Outcome::Unknown(remote.error(operation, error)));
                 }
                 Err(e) if ambiguous => return Ok(Outcome::Unknown(e)),
                 Err(e) => return Err(e),
@@ -209,17 +210,6 @@ fn is_answer(error: &object_store::Error) -> bool {
             super::retry::status_of(error).is_some_and(|status| (400..500).contains(&status))
         }
         _ => false,
-    }
-}
-
-/// The outcome when the check cannot tell: after a clean refusal nothing
-/// of ours can have landed, so the refusal stands as a conflict.
-fn unknown<T>(ambiguous: bool, error: Error, reason: &str) -> Outcome<T> {
-    if ambiguous {
-        tracing::debug!("outcome unknown: {reason}");
-        Outcome::Unknown(error)
-    } else {
-        Outcome::Taken
     }
 }
 

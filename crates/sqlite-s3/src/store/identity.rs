@@ -40,6 +40,18 @@ pub(crate) fn of(remote: &Remote) -> String {
     identity
 }
 
+/// What earlier versions of this crate keyed the cache by (the endpoint
+/// and the URL as given), when it differs from [`of`]: working copies kept
+/// under it are adopted (`cache::adopt_legacy`). `None` for memory stores,
+/// whose copies never outlive their process.
+pub(crate) fn legacy(remote: &Remote) -> Option<String> {
+    if remote.url().scheme() == Scheme::Memory {
+        return None;
+    }
+    let old = format!("{}\n{}", remote.endpoint_name().unwrap_or(""), remote.url());
+    (old != of(remote)).then_some(old)
+}
+
 /// An endpoint, spelled one way. See the module docs.
 pub(crate) fn endpoint(endpoint: Option<&str>) -> String {
     let Some(given) = endpoint.map(str::trim).filter(|e| !e.is_empty()) else {

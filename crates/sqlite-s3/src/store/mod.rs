@@ -157,6 +157,11 @@ impl Remote {
         identity::of(self)
     }
 
+    /// The identity earlier versions keyed the cache by, if it differs.
+    pub(crate) fn legacy_identity(&self) -> Option<String> {
+        identity::legacy(self)
+    }
+
     fn endpoint_name(&self) -> Option<&str> {
         self.endpoint.as_deref()
     }

@@ -306,7 +306,8 @@ impl Versioned {
                 report.manifests_deleted += 1;
             }
         }
-        self.note_branches(remote, &keys, &own_home, &mut referenced).await?;
+        self.note_branches(remote, &keys, &own_home, grace, &mut referenced)
+            .await?;
         // Versions committed while gc ran are kept and may reuse any chunk;
         // so may branches recorded meanwhile. Look again just before deleting.
         for n in self.listed(remote, &keys).await?.into_iter().filter(|n| *n > newest) {
@@ -314,7 +315,8 @@ impl Versioned {
                 note_references(&m, &own_home, &mut referenced);
             }
         }
-        self.note_branches(remote, &keys, &own_home, &mut referenced).await?;
+        self.note_branches(remote, &keys, &own_home, grace, &mut referenced)
+            .await?;
         let chunks = list(remote, &Key::from(own_home.as_str()), "listing the chunks").await?;
         for chunk in chunks {
             let Some(hash) = chunk.location.filename() else {
@@ -348,12 +350,15 @@ impl Versioned {
     }
 
     /// Adds the chunks of this database's home that its branches use. A
-    /// branch recorded but not created yet stops gc: its chunks are unknown.
+    /// branch being created counts by its staged version 1; one recorded
+    /// less than `grace` ago whose marker is not written yet stops gc (its
+    /// chunks are unknown); one older than that never came to be.
     async fn note_branches(
         &self,
         remote: &Remote,
         keys: &Keys,
         own_home: &str,
+        grace: Duration,
         referenced: &mut HashSet<String>,
     ) -> Result<()> {
         let branches = list(
@@ -380,12 +385,19 @@ impl Versioned {
             };
             let numbers = self.listed(remote, &branch_keys).await?;
             if numbers.is_empty() {
-                // A branch that lost to a database created at its key
-                // first, in the single-object layout, never came to be.
-                match remote.store().head(&Key::from(record.key.as_str())).await {
-                    Ok(meta) if meta.size >= crate::layout::convert::MARKER_MAX => continue,
-                    Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(remote.error("checking a branch", e)),
+                match self.unfinished_branch(remote, &record, &branch_keys).await? {
+                    // Staged: what it will be is known.
+                    Some(Some(staged)) => {
+                        note_references(&staged, own_home, referenced);
+                        continue;
+                    }
+                    // A database of the other layout took its key first.
+                    Some(None) => continue,
+                    None if age(chrono::Utc::now(), branch.last_modified) > grace => {
+                        tracing::info!("a branch of {} at key {} never came to be", remote.url(), record.key);
+                        continue;
+                    }
+                    None => {}
                 }
                 return Err(Error::InvalidState(format!(
                     "a branch of {} at key {} is being created: run gc again once it exists",
@@ -400,6 +412,49 @@ impl Versioned {
             }
         }
         Ok(())
+    }
+
+    /// What the key of a branch with no version holds: `Some(Some(m))` its
+    /// marker and the version 1 it stages; `Some(None)` a database of the
+    /// single-object layout (the branch lost to it); `None` nothing yet.
+    /// Fails, stopping gc, when the staged version went away meanwhile.
+    async fn unfinished_branch(
+        &self,
+        remote: &Remote,
+        record: &BranchRecord,
+        branch_keys: &Keys,
+    ) -> Result<Option<Option<Manifest>>> {
+        let key = Key::from(record.key.as_str());
+        let object = match remote.store().get(&key).await {
+            Ok(object) => object,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(remote.error("checking a branch", e)),
+        };
+        if object.meta.size >= crate::layout::convert::MARKER_MAX {
+            return Ok(Some(None));
+        }
+        let bytes = object.bytes().await.map_err(|e| remote.error("checking a branch", e))?;
+        let Some(marker) = crate::layout::convert::Marker::decode(&bytes, remote)? else {
+            return Ok(Some(None));
+        };
+        let staged = Key::from(format!("{}/staged/{}", branch_keys.root, marker.writer));
+        let bytes = match remote.store().get(&staged).await {
+            Ok(result) => result
+                .bytes()
+                .await
+                .map_err(|e| remote.error("reading a staged version", e))?,
+            // Finished since its versions were listed, most likely: its
+            // chunks are only known by listing again.
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(Error::InvalidState(format!(
+                    "a branch of {} at key {} was being created while gc ran: run gc again",
+                    remote.url(),
+                    record.key
+                )));
+            }
+            Err(e) => return Err(remote.error("reading a staged version", e)),
+        };
+        Manifest::decode(&bytes, marker.version, &object_name(remote, &staged)).map(|m| Some(Some(m)))
     }
 
     /// Creates a manifest if its number is free; `false` when another

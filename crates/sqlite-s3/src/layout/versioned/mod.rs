@@ -600,7 +600,7 @@ impl Layout for Versioned {
             }
             cas::Outcome::Found((attempt, theirs)) => Ok(Found {
                 attempt,
-                published: self.published(remote, &keys, theirs).await?,
+                published: self.published(remote, &keys, theirs).await,
             }),
             cas::Outcome::Taken => Err(conflict(remote)),
             cas::Outcome::Unknown(error) => Err(super::publish_unknown(remote, error)),
@@ -629,7 +629,7 @@ impl Layout for Versioned {
         Ok(match found {
             Landed::Yes((attempt, manifest)) => Landed::Yes(Found {
                 attempt,
-                published: self.published(remote, &keys, manifest).await?,
+                published: self.published(remote, &keys, manifest).await,
             }),
             Landed::NotYet if in_flight.base.is_none() => self.creation_check(remote, in_flight).await?,
             Landed::Never => Landed::Never,
@@ -677,7 +677,7 @@ impl Layout for Versioned {
             cas::Outcome::Written(put) => cas::Outcome::Written(put),
             cas::Outcome::Found((attempt, theirs)) => cas::Outcome::Found(Found {
                 attempt,
-                published: self.published(remote, &keys, theirs).await?,
+                published: self.published(remote, &keys, theirs).await,
             }),
             cas::Outcome::Taken => cas::Outcome::Taken,
             cas::Outcome::Unknown(e) => cas::Outcome::Unknown(e),
@@ -730,14 +730,20 @@ impl Versioned {
     }
 
     /// What a version of ours that landed is now: the newest, or built on.
-    async fn published(&self, remote: &Remote, keys: &Keys, manifest: Manifest) -> Result<Published> {
-        Ok(match self.newest_after(remote, keys, manifest.version).await? {
-            Some(_) => Published::Superseded,
-            None => {
+    /// It landed whatever happens here: when the store cannot say what
+    /// followed it, it counts as built on, and the next pull finds out.
+    async fn published(&self, remote: &Remote, keys: &Keys, manifest: Manifest) -> Published {
+        match self.newest_after(remote, keys, manifest.version).await {
+            Ok(None) => {
                 let lineage = vec![manifest.writer.clone()];
                 Published::Current(Self::version(manifest, lineage))
             }
-        })
+            Ok(Some(_)) => Published::Superseded,
+            Err(e) => {
+                tracing::debug!("what followed version {} is unknown: {e}", manifest.version);
+                Published::Superseded
+            }
+        }
     }
 
     /// Last-writer-wins commits land on whatever was newest: look back over

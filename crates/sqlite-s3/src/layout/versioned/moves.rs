@@ -127,26 +127,35 @@ impl Versioned {
         )
         .await?;
         match outcome {
-            cas::Outcome::Written(put) => {
+            // The marker is ours: from here on, an error leaves the database
+            // half created (whoever meets the marker finishes it), which is
+            // an unknown outcome, never "did not land".
+            cas::Outcome::Written(put) => match self.create_manifest(remote, keys, manifest, hint).await {
+                Ok(true) => {
+                    self.discard_staged(remote, &staged).await;
+                    Ok(cas::Outcome::Written(put))
+                }
                 // A database of this layout made before markers has none:
                 // its version 1 is there already, and ours is not made.
-                let created = self.create_manifest(remote, keys, manifest, hint).await?;
-                self.discard_staged(remote, &staged).await;
-                Ok(if created {
-                    cas::Outcome::Written(put)
-                } else {
-                    cas::Outcome::Taken
-                })
-            }
+                Ok(false) => {
+                    self.discard_staged(remote, &staged).await;
+                    Ok(cas::Outcome::Taken)
+                }
+                Err(e) => Ok(cas::Outcome::Unknown(e)),
+            },
             cas::Outcome::Found((attempt, theirs)) => {
                 // A try whose answer was lost (this one, or an earlier one
                 // of the same change): finish what its marker names.
                 if theirs.writer != manifest.writer {
                     self.discard_staged(remote, &staged).await;
                 }
-                self.finish_staged(remote, theirs.version, &theirs.staged(remote), &theirs.writer)
-                    .await?;
-                Ok(cas::Outcome::Found((attempt, theirs)))
+                match self
+                    .finish_staged(remote, theirs.version, &theirs.staged(remote), &theirs.writer)
+                    .await
+                {
+                    Ok(()) => Ok(cas::Outcome::Found((attempt, theirs))),
+                    Err(e) => Ok(cas::Outcome::Unknown(e)),
+                }
             }
             cas::Outcome::Taken => {
                 self.discard_staged(remote, &staged).await;
@@ -179,13 +188,11 @@ impl Versioned {
                 published: Published::Current(Self::version(manifest, vec![token.to_string()])),
             }),
             cas::Outcome::Found((attempt, _)) => {
-                let Some(first) = self.manifest(remote, keys, 1).await? else {
-                    return Err(Error::Corrupt {
-                        url: object_name(remote, &keys.manifest(1)),
-                        reason: "version 1 is missing although its creation was finished".into(),
-                    });
+                // It landed: what it is now is only worth one more look.
+                let published = match self.manifest(remote, keys, 1).await {
+                    Ok(Some(first)) => self.published(remote, keys, first).await,
+                    _ => Published::Superseded,
                 };
-                let published = self.published(remote, keys, first).await?;
                 Ok(Found { attempt, published })
             }
             cas::Outcome::Taken => Err(Error::Conflict {
