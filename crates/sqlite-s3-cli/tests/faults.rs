@@ -407,3 +407,28 @@ fn one_bucket_has_one_cache_however_the_endpoint_is_spelled() {
         .count();
     assert_eq!(dirs, 1, "one folder for one database");
 }
+
+/// Issue 9: a 500 from the store is reported in the store's words, not as
+/// a network failure.
+#[test]
+fn a_server_that_keeps_failing_is_quoted() {
+    let Some(moto) = test_support::Moto::shared() else {
+        return;
+    };
+    use test_support::fault_proxy::Fault;
+    let place = Place::s3().unwrap();
+    let url = place.url("app.db");
+    let proxy = FaultProxy::start(&moto.endpoint(), Plan::only(Fault::Status(500), 1.0, 7)).unwrap();
+    let mut cmd = sqlite_s3(Some(&proxy.endpoint()));
+    cmd.arg("--cache-dir")
+        .arg(place.cache("c"))
+        .args(["exec", &url, "CREATE TABLE t(x)"]);
+    let out = cmd.output().unwrap();
+    assert_exit(&out, 5, "the store answered 500 Internal Server Error (InternalError");
+    assert!(!stderr(&out).contains("network"), "{}", stderr(&out));
+    assert!(
+        proxy.stats().statuses >= 8,
+        "every try was answered 500: {:?}",
+        proxy.stats()
+    );
+}

@@ -163,18 +163,18 @@ async fn damage_then_use(backend: Backend, layout: LayoutKind, kind: Damage, cra
     let what = format!("{kind:?}, {}", if crashed { "after a crash" } else { "at rest" });
 
     // Reading never writes, and is not blocked.
-    let reader = Session::open(
-        &backend.url("app.db"),
-        &options(&backend, layout, &cache_a).read_only(true),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{what}: a read-only open failed: {e}"));
+    let (counted, counter) = backend.counted("app.db");
+    let reader = Session::open_remote(counted, &options(&backend, layout, &cache_a).read_only(true))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: a read-only open failed: {e}"));
     let n: i64 = reader
         .connection()
         .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
         .unwrap_or_else(|e| panic!("{what}: reading failed: {e}"));
     assert_eq!(n, 42, "{what}: the reader sees the remote");
     reader.close().await.unwrap();
+    let c = counter.counts();
+    assert_eq!((c.puts, c.others), (0, 0), "{what}: reading wrote to the store: {c:?}");
     assert_eq!(
         remote_rows(&backend).await,
         before,
