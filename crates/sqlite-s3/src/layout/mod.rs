@@ -295,6 +295,15 @@ pub trait Layout: Send + Sync + std::fmt::Debug {
     -> Result<Landed<Found>>;
 }
 
+/// A conflict on `remote`: another writer's version holds the place, and
+/// the write did not land (one try; the retrying transaction counts its own).
+pub(crate) fn conflict(remote: &Remote) -> Error {
+    Error::Conflict {
+        url: remote.url().to_string(),
+        attempts: 1,
+    }
+}
+
 /// A token for a new write.
 pub(crate) fn new_token() -> String {
     format!("{:016x}", fastrand::u64(..))

@@ -159,7 +159,7 @@ impl Layout for SingleObject {
                 .await?
                 .is_some_and(|m| m.moved_to_single);
             if !moving {
-                return Err(conflict(remote));
+                return Err(super::conflict(remote));
             }
         }
         report(progress, Direction::Upload, 0, total);
@@ -199,7 +199,7 @@ impl Layout for SingleObject {
                     Err(e) => return Err(super::publish_unknown(remote, remote.error("uploading", e))),
                 }
             }
-            cas::Outcome::Taken => return Err(conflict(remote)),
+            cas::Outcome::Taken => return Err(super::conflict(remote)),
             cas::Outcome::Unknown(error) => return Err(super::publish_unknown(remote, error)),
         };
         report(progress, Direction::Upload, total, total);
@@ -339,12 +339,5 @@ impl SingleObject {
              version the change was made over",
             lineage.len()
         )))
-    }
-}
-
-fn conflict(remote: &Remote) -> Error {
-    Error::Conflict {
-        url: remote.url().to_string(),
-        attempts: 1,
     }
 }

@@ -111,10 +111,7 @@ pub(crate) async fn publish_slot(
         if landed.hash != hash && superseded {
             // An earlier try landed, and others built on it, before the
             // commits made since could follow.
-            return Err(Error::Conflict {
-                url: remote.url().to_string(),
-                attempts: 1,
-            });
+            return Err(crate::layout::conflict(remote));
         }
         // An earlier try landed: publish the commits made since over it.
     }

@@ -202,10 +202,7 @@ impl Versioned {
         let target_keys = Keys::new(target);
         // A database of either layout at the target: nothing to record.
         if target.head().await?.is_some() {
-            return Err(Error::Conflict {
-                url: target.url().to_string(),
-                attempts: 1,
-            });
+            return Err(crate::layout::conflict(target));
         }
         // Record the branch in every home its chunks live in, before the
         // branch exists, so that gc there keeps them.
@@ -245,10 +242,7 @@ impl Versioned {
             .await?;
         match outcome {
             cas::Outcome::Written(_) | cas::Outcome::Found(_) => Ok(1),
-            cas::Outcome::Taken => Err(Error::Conflict {
-                url: target.url().to_string(),
-                attempts: 1,
-            }),
+            cas::Outcome::Taken => Err(crate::layout::conflict(target)),
             cas::Outcome::Unknown(error) => Err(Error::OutcomeUnknown {
                 url: target.url().to_string(),
                 operation: "creating the branch",

@@ -570,15 +570,19 @@ impl Layout for Versioned {
                 None => {
                     // A version of the single-object layout (a file pulled
                     // before the database moved) is not the newest either.
-                    let n = version_number(base).ok_or_else(|| conflict(remote))?;
-                    Some(self.manifest(remote, &keys, n).await?.ok_or_else(|| conflict(remote))?)
+                    let n = version_number(base).ok_or_else(|| super::conflict(remote))?;
+                    Some(
+                        self.manifest(remote, &keys, n)
+                            .await?
+                            .ok_or_else(|| super::conflict(remote))?,
+                    )
                 }
             },
         };
         if parent.as_ref().is_some_and(|p| p.moved_to_single) {
             // The database moved to the single-object layout: the retried
             // transaction pulls again and follows it.
-            return Err(conflict(remote));
+            return Err(super::conflict(remote));
         }
         let Some(parent) = parent else {
             return self.create(remote, &keys, file, in_flight, progress).await;
@@ -602,7 +606,7 @@ impl Layout for Versioned {
                 attempt,
                 published: self.published(remote, &keys, theirs).await,
             }),
-            cas::Outcome::Taken => Err(conflict(remote)),
+            cas::Outcome::Taken => Err(super::conflict(remote)),
             cas::Outcome::Unknown(error) => Err(super::publish_unknown(remote, error)),
         }
     }
@@ -773,12 +777,5 @@ impl Versioned {
         Ok(Landed::Unknown(format!(
             "a last-writer-wins commit is not among the last {LANDED_WINDOW} versions, which proves nothing"
         )))
-    }
-}
-
-fn conflict(remote: &Remote) -> Error {
-    Error::Conflict {
-        url: remote.url().to_string(),
-        attempts: 1,
     }
 }

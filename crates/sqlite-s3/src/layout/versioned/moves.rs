@@ -195,10 +195,7 @@ impl Versioned {
                 };
                 Ok(Found { attempt, published })
             }
-            cas::Outcome::Taken => Err(Error::Conflict {
-                url: remote.url().to_string(),
-                attempts: 1,
-            }),
+            cas::Outcome::Taken => Err(crate::layout::conflict(remote)),
             cas::Outcome::Unknown(error) => Err(crate::layout::publish_unknown(remote, error)),
         }
     }
