@@ -73,7 +73,30 @@ on_every_store_and_layout!(
     discarding_waits_for_no_one_and_never_sets_aside_a_landed_change,
     a_flaky_store_is_absorbed,
     a_damaged_copy_is_set_aside_only_once_its_publish_is_settled,
+    a_discarded_change_whose_publish_may_still_land_never_lands,
 );
+
+async fn a_discarded_change_whose_publish_may_still_land_never_lands(backend: Backend, layout: LayoutKind) {
+    let (remote, faults) = faulty(&backend);
+    let mut db = Session::open_remote(remote, &options(&backend, layout)).await.unwrap();
+    add(&mut db, 1).await.unwrap();
+    unknown_commit(&faults, Duration::from_millis(500));
+    db.connection().execute("INSERT INTO c VALUES (2)", []).unwrap();
+    assert!(matches!(db.publish().await, Err(Error::OutcomeUnknown { .. })));
+    faults.clear();
+    db.discard().await.unwrap();
+    assert!(!db.has_unpublished_changes().unwrap());
+    // Nothing else is published: only the fence keeps the late try out.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        rows_in_remote(&backend, layout, 2).await,
+        0,
+        "the late try was fenced off"
+    );
+    add(&mut db, 3).await.unwrap();
+    db.close().await.unwrap();
+    assert_eq!(rows_in_remote(&backend, layout, 3).await, 1);
+}
 
 /// Garbage over the middle page of a working copy.
 fn damage_a_page(copy: &std::path::Path) {

@@ -390,13 +390,16 @@ impl Session {
     }
 
     /// Throws away unpublished changes and pulls the newest version (a full
-    /// download).
+    /// download). A publish of them whose outcome is unknown is fenced off
+    /// first, so that it cannot land later (a warning says when that cannot
+    /// be made sure of, or when it had landed).
     ///
     /// # Failure
     /// The errors of a pull. The working copy is then an empty database that
     /// is not taken for any remote version: publishing it could only create
     /// a database that does not exist yet.
     pub async fn discard(&mut self) -> Result<RefreshOutcome> {
+        self.settle_before_discarding().await;
         if self.options.shared {
             return self.discard_shared().await;
         }
@@ -407,6 +410,35 @@ impl Session {
         let outcome = outcome?;
         connected?;
         Ok(outcome)
+    }
+
+    /// A publish of the changes being discarded may still be on its way:
+    /// make sure it never lands (a fence), so that what is dropped is not
+    /// applied behind the caller's back. When that cannot be made sure of,
+    /// say so; the discard goes on.
+    async fn settle_before_discarding(&mut self) {
+        if self.slot.state.publishing.is_none() || self.options.read_only {
+            return;
+        }
+        let layout = self.layout().layout();
+        let fate = match publish::resolve_in_flight(&mut self.slot, &self.remote, layout.as_ref()).await {
+            Ok(earlier) => {
+                recovery::tries_before_setting_aside(&mut self.slot, &self.remote, layout.as_ref(), earlier, true).await
+            }
+            Err(e) => Err(e),
+        };
+        match fate {
+            Ok(recovery::TriesFate::Settled) => {}
+            Ok(recovery::TriesFate::Landed) => tracing::warn!(
+                "an earlier publish of the changes discarded from {} had landed: the remote holds them",
+                self.remote.url()
+            ),
+            Ok(recovery::TriesFate::Unknown) | Err(_) => tracing::warn!(
+                "an earlier publish of the changes discarded from {} may still land: look at the remote before \
+                 making them again",
+                self.remote.url()
+            ),
+        }
     }
 
     async fn discard_disconnected(&mut self) -> Result<RefreshOutcome> {
