@@ -134,7 +134,9 @@ pub enum PendingChanges {
     Discard,
     /// Leave them where they are, say so (a warning naming the command that
     /// publishes them), and use another working copy: what read-only work
-    /// does, since it never writes to the store.
+    /// does, since it never writes to the store. Nor does such a session
+    /// finish a move between layouts another process left half done (it
+    /// says a writer must).
     Keep,
 }
 

@@ -169,6 +169,15 @@ async fn a_move_to_versioned_cut_short_is_finished_by_the_next_reader(backend: B
     assert!(marker.starts_with(b"sqlite-s3: this database moved"));
     assert!(history::log(&remote).await.is_err(), "no version yet");
 
+    // Read-only work does not finish it: it says that a writer must.
+    let (counted, counter) = backend.counted("app.db");
+    let err = Session::open_remote(counted, &backend.options().read_only(true))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("sqlite-s3 sync"), "{err}");
+    assert_eq!(counter.counts().puts, 0);
+    assert!(history::log(&remote).await.is_err(), "still no version");
+
     assert_eq!(notes_of(&backend, &remote).await, strings(&["a", "b"]));
     assert_eq!(history::log(&remote).await.unwrap().len(), 1);
     write(&backend, &remote, &["c"]).await;

@@ -500,8 +500,11 @@ impl Session {
             false => layout::Base::File(db.as_path()),
         });
         let cache = self.chunk_cache();
+        // Read-only work, and work that keeps what others left (the shell),
+        // does not finish another process's half-done move either.
+        let hands_off = self.options.read_only || self.options.pending == crate::options::PendingChanges::Keep;
         let pulled = layout::pull_detecting(
-            self.options.read_only,
+            hands_off,
             self.slot.state.layout,
             Some(&cache),
             &self.remote,
