@@ -41,7 +41,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use object_store::path::Path;
-use object_store::{Attributes, GetOptions, PutPayload};
+use object_store::{Attributes, GetOptions, PutPayload, UpdateVersion};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -66,7 +66,7 @@ struct Record {
 /// What we know of a lease we hold.
 #[derive(Debug)]
 struct Held {
-    etag: String,
+    etag: UpdateVersion,
     record: Record,
     /// By our monotonic clock: when it runs out.
     valid_until: Instant,
@@ -77,7 +77,7 @@ struct Held {
 
 impl Held {
     /// A lease just written as `record`, whose ETag is now `etag`.
-    fn fresh(etag: String, record: Record, valid_until: Instant) -> Self {
+    fn fresh(etag: UpdateVersion, record: Record, valid_until: Instant) -> Self {
         Self {
             etag,
             record,
@@ -308,12 +308,12 @@ fn expired(record: &Record) -> bool {
     now_ms() >= record.expires_at_ms + CLOCK_SKEW.as_millis() as u64
 }
 
-fn update(etag: &str) -> Condition {
-    Condition::Matches(etag.to_string())
+fn update(version: &UpdateVersion) -> Condition {
+    Condition::Matches(version.clone())
 }
 
-/// The lease record and its ETag, if there is one.
-async fn read(remote: &Remote, key: &Path) -> Result<Option<(Record, String)>> {
+/// The lease record and its version (ETag, store version), if there is one.
+async fn read(remote: &Remote, key: &Path) -> Result<Option<(Record, UpdateVersion)>> {
     let url = remote.url().to_string();
     match remote.store().get_opts(key, GetOptions::default()).await {
         Ok(result) => {
@@ -322,6 +322,10 @@ async fn read(remote: &Remote, key: &Path) -> Result<Option<(Record, String)>> {
                 .e_tag
                 .clone()
                 .ok_or_else(|| Error::InvalidState(format!("the store returned no ETag for the lease of {url}")))?;
+            let etag = UpdateVersion {
+                e_tag: Some(etag),
+                version: result.meta.version.clone(),
+            };
             let bytes = result.bytes().await.map_err(|e| remote.error("reading the lease", e))?;
             let record = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
                 url: url.clone(),
@@ -360,9 +364,12 @@ async fn write(
     )
     .await?;
     let etag = match outcome {
-        cas::Outcome::Written(result) => result.e_tag.ok_or_else(|| {
-            Error::InvalidState(format!("the store returned no ETag for the lease of {}", remote.url()))
-        })?,
+        cas::Outcome::Written(result) => UpdateVersion {
+            e_tag: Some(result.e_tag.ok_or_else(|| {
+                Error::InvalidState(format!("the store returned no ETag for the lease of {}", remote.url()))
+            })?),
+            version: result.version,
+        },
         cas::Outcome::Found(etag) => etag,
         cas::Outcome::Taken => return Ok(None),
         cas::Outcome::Unknown(error) => return Err(error),
@@ -372,7 +379,7 @@ async fn write(
 
 /// Whether the lease holds exactly `record` (then its ETag), or still
 /// allows a write under `condition`.
-async fn check(remote: &Remote, key: &Path, record: &Record, condition: &Condition) -> Result<Landed<String>> {
+async fn check(remote: &Remote, key: &Path, record: &Record, condition: &Condition) -> Result<Landed<UpdateVersion>> {
     Ok(match read(remote, key).await? {
         Some((now, etag))
             if now.token == record.token
@@ -382,7 +389,7 @@ async fn check(remote: &Remote, key: &Path, record: &Record, condition: &Conditi
         {
             Landed::Yes(etag)
         }
-        Some((_, etag)) if condition.holds_for(Some(&etag)) => Landed::NotYet,
+        Some((_, etag)) if condition.holds_for(etag.e_tag.as_deref()) => Landed::NotYet,
         None if condition.holds_for(None) => Landed::NotYet,
         _ => Landed::Never,
     })

@@ -86,7 +86,11 @@ impl Marker {
 enum SingleState {
     Absent,
     Database,
-    Moved { marker: Marker, etag: String },
+    /// The marker, and its ETag and store version.
+    Moved {
+        marker: Marker,
+        etag: (String, Option<String>),
+    },
 }
 
 async fn single_state(remote: &Remote) -> Result<SingleState> {
@@ -101,7 +105,10 @@ async fn single_state(remote: &Remote) -> Result<SingleState> {
         Err(object_store::Error::NotFound { .. }) => return Ok(SingleState::Absent),
         Err(e) => return Err(remote.error("downloading", e)),
     };
-    let etag = result.meta.e_tag.clone().unwrap_or_default();
+    let etag = (
+        result.meta.e_tag.clone().unwrap_or_default(),
+        result.meta.version.clone(),
+    );
     let bytes = result.bytes().await.map_err(|e| remote.error("downloading", e))?;
     Ok(match Marker::decode(&bytes, remote)? {
         Some(marker) => SingleState::Moved { marker, etag },
@@ -121,7 +128,7 @@ enum State {
     ToVersioned(Marker),
     /// Moving to the single-object layout; the moved version exists, the
     /// single object is absent or an older marker (with this ETag).
-    ToSingle(Manifest, Option<String>),
+    ToSingle(Manifest, Option<(String, Option<String>)>),
     /// A database object and versions after it, which no conversion makes.
     Both { newest: Manifest },
 }
@@ -186,8 +193,9 @@ async fn finish(remote: &Remote, state: State, file: Option<&Path>) -> Result<()
                     scratch.path()
                 }
             };
-            let base = marker_etag.map(|etag| RemoteVersion {
+            let base = marker_etag.map(|(etag, object_version)| RemoteVersion {
                 etag,
+                object_version,
                 lineage: Vec::new(),
                 manifest: None,
             });
@@ -320,7 +328,7 @@ async fn to_versioned(remote: &Remote, writer: &str, progress: Option<&ProgressF
     };
     // The commit point: the object becomes the marker, if it is still the
     // version that was read.
-    let condition = Condition::Matches(version.etag);
+    let condition = Condition::matches(version.etag, version.object_version);
     let ours = |w: &str| (w == writer).then_some(0);
     let outcome = cas::put(
         remote,

@@ -29,8 +29,14 @@ use crate::store::Remote;
 /// A version of the remote database, as a layout identifies it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteVersion {
-    /// The store's ETag of the version.
+    /// The store's ETag of the version (for the versioned layout: its
+    /// number).
     pub etag: String,
+    /// The store's own version of the object, where it has one (S3 with
+    /// versioning, Google Cloud Storage's generation, which its conditional
+    /// writes need).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_version: Option<String>,
     /// Commit tokens of this version and its recent ancestors, newest first,
     /// as recorded by the writers (empty for objects written by other tools).
     #[serde(default)]

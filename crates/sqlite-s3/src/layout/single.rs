@@ -5,7 +5,7 @@
 //! - Pull: one conditional GET (`If-None-Match: <ETag>`); 304 downloads nothing.
 //! - Publish: one conditional PUT of the whole file, `If-Match: <ETag>`, or
 //!   `If-None-Match: *` when the object did not exist. The user metadata
-//!   `sqlite-s3-lineage` lists the commit tokens of the version and its
+//!   `sqlites3lineage` lists the commit tokens of the version and its
 //!   ancestors, so a retried PUT whose first answer was lost is recognised as
 //!   ours instead of being reported as a conflict.
 
@@ -24,15 +24,16 @@ use crate::error::{Error, Result};
 use crate::options::WriteMode;
 use crate::progress::{Direction, ProgressFn, report};
 use crate::store::cas::{self, Condition, Tries};
-use crate::store::{LINEAGE_ATTRIBUTE, Remote};
+use crate::store::{LEGACY_LINEAGE_ATTRIBUTE, LINEAGE_ATTRIBUTE, Remote};
 
 /// See the module docs.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SingleObject;
 
 fn lineage_of(attributes: &Attributes) -> Vec<String> {
-    attributes
-        .get(&Attribute::Metadata(LINEAGE_ATTRIBUTE.into()))
+    [LINEAGE_ATTRIBUTE, LEGACY_LINEAGE_ATTRIBUTE]
+        .into_iter()
+        .find_map(|name| attributes.get(&Attribute::Metadata(name.into())))
         .map(|v| v.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect())
         .unwrap_or_default()
 }
@@ -91,6 +92,7 @@ impl Layout for SingleObject {
         })?;
         let version = RemoteVersion {
             etag,
+            object_version: result.meta.version.clone(),
             lineage: lineage_of(&result.attributes),
             manifest: None,
         };
@@ -171,7 +173,7 @@ impl Layout for SingleObject {
         // anything but the marker of a move to the versioned layout.
         let condition = match base {
             None => Condition::Absent,
-            Some(base) => Condition::Matches(base.etag.clone()),
+            Some(base) => Condition::matches(&base.etag, base.object_version.clone()),
         };
         let payload = PutPayload::from(bytes);
         let outcome = cas::put(
@@ -208,6 +210,7 @@ impl Layout for SingleObject {
         let published = match written.e_tag {
             Some(etag) => Published::Current(RemoteVersion {
                 etag,
+                object_version: written.version,
                 lineage,
                 manifest: None,
             }),
@@ -269,7 +272,7 @@ impl Layout for SingleObject {
             remote.key(),
             PutPayload::from(bytes),
             attributes,
-            &Condition::Matches(base.etag.clone()),
+            &Condition::matches(&base.etag, base.object_version.clone()),
             "fencing off an earlier publish",
             |tries| self.check(remote, &fence, tries),
         )
@@ -302,6 +305,7 @@ impl SingleObject {
                 let published = match position {
                     0 => Published::Current(RemoteVersion {
                         etag: head.meta.e_tag.clone().unwrap_or_default(),
+                        object_version: head.meta.version.clone(),
                         lineage,
                         manifest: None,
                     }),
@@ -339,5 +343,20 @@ impl SingleObject {
              version the change was made over",
             lineage.len()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lineage_is_read_under_its_new_and_its_old_name() {
+        for name in [LINEAGE_ATTRIBUTE, LEGACY_LINEAGE_ATTRIBUTE] {
+            let mut attributes = Attributes::new();
+            attributes.insert(Attribute::Metadata(name.into()), "b,a".into());
+            assert_eq!(lineage_of(&attributes), ["b", "a"], "{name}");
+        }
+        assert!(lineage_of(&Attributes::new()).is_empty());
     }
 }

@@ -43,18 +43,25 @@ use crate::error::{Error, Result};
 pub(crate) enum Condition {
     /// That there is none (`If-None-Match: *`).
     Absent,
-    /// That its ETag is this (`If-Match`).
-    Matches(String),
+    /// That it is this version: its ETag (`If-Match`), and, where the store
+    /// conditions on it instead (Google Cloud Storage's generation), its
+    /// version.
+    Matches(UpdateVersion),
 }
 
 impl Condition {
+    /// That the object is the version with this ETag and store version.
+    pub(crate) fn matches(e_tag: impl Into<String>, version: Option<String>) -> Self {
+        Condition::Matches(UpdateVersion {
+            e_tag: Some(e_tag.into()),
+            version,
+        })
+    }
+
     fn mode(&self) -> PutMode {
         match self {
             Condition::Absent => PutMode::Create,
-            Condition::Matches(etag) => PutMode::Update(UpdateVersion {
-                e_tag: Some(etag.clone()),
-                version: None,
-            }),
+            Condition::Matches(version) => PutMode::Update(version.clone()),
         }
     }
 
@@ -63,7 +70,7 @@ impl Condition {
     pub(crate) fn holds_for(&self, etag: Option<&str>) -> bool {
         match self {
             Condition::Absent => etag.is_none(),
-            Condition::Matches(expected) => etag == Some(expected.as_str()),
+            Condition::Matches(expected) => etag.is_some() && etag == expected.e_tag.as_deref(),
         }
     }
 }

@@ -298,5 +298,9 @@ fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// The metadata key under which each published version lists the commit
-/// tokens of its most recent ancestors, newest first.
-pub(crate) const LINEAGE_ATTRIBUTE: &str = "sqlite-s3-lineage";
+/// tokens of its most recent ancestors, newest first. Letters only: Azure
+/// takes only C identifiers as metadata names, S3 and GCS lower-case them.
+pub(crate) const LINEAGE_ATTRIBUTE: &str = "sqlites3lineage";
+
+/// Where versions written before this name was chosen keep their lineage.
+pub(crate) const LEGACY_LINEAGE_ATTRIBUTE: &str = "sqlite-s3-lineage";

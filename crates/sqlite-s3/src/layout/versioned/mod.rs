@@ -506,6 +506,7 @@ impl Versioned {
     fn version(manifest: Manifest, lineage: Vec<String>) -> RemoteVersion {
         RemoteVersion {
             etag: manifest.version.to_string(),
+            object_version: None,
             lineage,
             manifest: Some(Box::new(manifest)),
         }
