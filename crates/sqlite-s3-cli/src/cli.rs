@@ -53,6 +53,10 @@ pub struct Global {
     /// numbered versions, so a write uploads what changed.
     #[arg(long, global = true, value_enum, default_value_t = Layout::Single)]
     pub layout: Layout,
+    /// Write even to a store that ignores conditional requests (it accepts a stale If-Match): concurrent
+    /// writers then overwrite each other, last writer wins. Without it such a store is refused for writing.
+    #[arg(long, global = true)]
+    pub unsafe_store: bool,
 }
 
 /// Layouts of a new database.
@@ -122,6 +126,20 @@ pub enum Command {
     Sync {
         /// The database: s3://bucket/key, file:///path/to/file or memory://name/key.
         url: String,
+    },
+    /// Check what the store supports: conditional create and update (what every commit relies on),
+    /// conditional GET, ranged GET, user metadata, listing, and the round-trip time.
+    #[command(after_help = "Examples:\n  \
+        sqlite-s3 doctor s3://my-bucket/app.db\n  \
+        sqlite-s3 doctor az://my-container/app.db --format json\n\n\
+        It writes small probe objects beside the database and removes them. Exit code 11 when the store does \
+        not honour conditional writes.")]
+    Doctor {
+        /// The database: s3://bucket/key, az://container/key, gs://bucket/key, file:///path/to/file.
+        url: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = InfoFormat::Text)]
+        format: InfoFormat,
     },
     /// Download the database into a plain SQLite file.
     #[command(after_help = "Example:\n  sqlite-s3 pull s3://my-bucket/app.db app.db && sqlite3 app.db .tables")]

@@ -33,6 +33,7 @@ impl Context {
         if let Some(profile) = &global.profile {
             store = store.profile(profile);
         }
+        store = store.unsafe_store(global.unsafe_store);
         let layout = match global.layout {
             Layout::Single => LayoutKind::Single,
             Layout::Versioned => LayoutKind::Versioned,

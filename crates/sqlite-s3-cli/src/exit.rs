@@ -23,6 +23,8 @@ pub const NOT_A_DATABASE: u8 = 8;
 pub const LOCAL_STATE: u8 = 9;
 /// A write was sent and whether it landed cannot be told: do not repeat it.
 pub const OUTCOME_UNKNOWN: u8 = 10;
+/// The store does not honour conditional writes: nothing was written.
+pub const UNSAFE_STORE: u8 = 11;
 
 /// Interrupted with Ctrl-C (128 + SIGINT, as shells report it).
 pub const INTERRUPTED: u8 = 130;
@@ -39,6 +41,7 @@ pub fn code(error: &Error) -> u8 {
         Error::NotADatabase { .. } | Error::Corrupt { .. } | Error::InvalidFile { .. } => NOT_A_DATABASE,
         Error::UnpublishedChanges { .. } | Error::Busy { .. } | Error::WorkingCopyDamaged { .. } => LOCAL_STATE,
         Error::OutcomeUnknown { .. } => OUTCOME_UNKNOWN,
+        Error::UnsafeStore { .. } => UNSAFE_STORE,
         _ => FAILURE,
     }
 }
@@ -58,6 +61,8 @@ Exit codes:
   9  unpublished changes from an earlier session, a damaged working copy, or every working copy busy
  10  whether a write landed is unknown (the store failed throughout): do not run it again blindly; the
      next run on this cache finds out and finishes it exactly once
+ 11  the store does not honour conditional writes (nothing was written; --unsafe-store to accept
+     last-writer-wins)
 130  interrupted (Ctrl-C): nothing half-written is left behind";
 
 #[cfg(test)]
@@ -89,6 +94,7 @@ mod tests {
             NOT_A_DATABASE,
             LOCAL_STATE,
             OUTCOME_UNKNOWN,
+            UNSAFE_STORE,
         ] {
             assert!(HELP.contains(&format!("{c:>3}  ")), "exit code {c} is not in the help");
         }

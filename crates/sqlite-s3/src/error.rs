@@ -25,10 +25,13 @@ pub enum Error {
         reason: String,
     },
 
-    /// The bucket (or, for `file://`, the directory) does not exist.
+    /// The bucket (the container on Azure, the directory for `file://`)
+    /// does not exist.
     #[error(
-        "the bucket or directory {bucket:?} of {url} does not exist: create it first \
-         (aws s3 mb, or mkdir -p), or check its name, the region and the endpoint"
+        "the {} {bucket:?} of {url} does not exist: create it first ({}), or check its name, the region \
+         and the endpoint",
+        bucket_kind(url),
+        bucket_creation(url)
     )]
     BucketNotFound {
         /// The database URL.
@@ -46,15 +49,18 @@ pub enum Error {
 
     /// The store refused the credentials, or they lack a permission.
     #[error(
-        "access denied to {url} ({operation}): check the credentials \
-         (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the options in code) and that \
-         they may read and write this key"
+        "access denied to {url} ({operation}; {detail}): check the credentials ({credentials}, or the options \
+         in code) and that they may read and write this key"
     )]
     AccessDenied {
         /// The database URL.
         url: String,
         /// What was being done.
         operation: &'static str,
+        /// What the store said.
+        detail: String,
+        /// Where this kind of store takes its credentials from.
+        credentials: &'static str,
         /// The store's error.
         #[source]
         source: Box<object_store::Error>,
@@ -194,6 +200,23 @@ pub enum Error {
         reason: String,
     },
 
+    /// The store does not honour conditional requests, so writing to it
+    /// could lose other writers' updates silently: nothing was written.
+    #[error(
+        "{store} does not honour conditional writes ({failed}), so concurrent writers of {url} would silently \
+         overwrite each other; nothing was written. Use a store that honours them (AWS S3, Cloudflare R2, \
+         MinIO since 2024, SeaweedFS, Azure Blob Storage, Google Cloud Storage), or accept last-writer-wins with \
+         --unsafe-store (StoreOptions::unsafe_store). `sqlite-s3 doctor URL` shows what the store supports"
+    )]
+    UnsafeStore {
+        /// The database URL.
+        url: String,
+        /// The store, by kind and endpoint.
+        store: String,
+        /// What it did wrong.
+        failed: String,
+    },
+
     /// SQLite reported an error.
     #[error("SQL error: {0}")]
     Sql(#[from] rusqlite::Error),
@@ -257,6 +280,23 @@ pub enum Error {
     /// The closure of a transaction gave up; nothing was published.
     #[error("transaction aborted: {0}")]
     Aborted(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+fn bucket_kind(url: &str) -> &'static str {
+    match url.split_once("://").map(|(scheme, _)| scheme) {
+        Some("file") => "directory",
+        Some("az" | "azure") => "container",
+        _ => "bucket",
+    }
+}
+
+fn bucket_creation(url: &str) -> &'static str {
+    match url.split_once("://").map(|(scheme, _)| scheme) {
+        Some("file") => "mkdir -p",
+        Some("az" | "azure") => "az storage container create",
+        Some("gs") => "gcloud storage buckets create",
+        _ => "aws s3 mb",
+    }
 }
 
 impl Error {

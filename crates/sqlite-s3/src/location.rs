@@ -3,6 +3,8 @@
 //! | URL | store | bucket | key |
 //! |---|---|---|---|
 //! | `s3://bucket/path/app.db` | S3 or an S3-compatible server | `bucket` | `path/app.db` |
+//! | `az://container/app.db` (or `azure://`) | Azure Blob Storage | the container | `app.db` |
+//! | `gs://bucket/app.db` | Google Cloud Storage | `bucket` | `app.db` |
 //! | `file:///srv/data/app.db` | the local directory `/srv/data` | `/srv/data` | `app.db` |
 //! | `memory://name/app.db` | an in-memory store shared by every `memory://name` URL of the process | `name` | `app.db` |
 
@@ -16,6 +18,10 @@ use crate::error::{Error, Result};
 pub enum Scheme {
     /// `s3://`: AWS S3 or any S3-compatible server.
     S3,
+    /// `az://` or `azure://`: Azure Blob Storage; the bucket is the container.
+    Azure,
+    /// `gs://`: Google Cloud Storage.
+    Gcs,
     /// `file://`: a local directory acting as the bucket.
     File,
     /// `memory://`: an in-memory store, for tests.
@@ -26,12 +32,15 @@ pub enum Scheme {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatabaseUrl {
     scheme: Scheme,
+    /// The scheme as the user wrote it (`s3a`, `azure`), for messages.
+    spelled: String,
     bucket: String,
     key: String,
 }
 
 impl DatabaseUrl {
-    /// Parses `s3://bucket/key`, `file:///absolute/path` or `memory://name/key`.
+    /// Parses `s3://bucket/key`, `az://container/key` (or `azure://`),
+    /// `gs://bucket/key`, `file:///absolute/path` or `memory://name/key`.
     ///
     /// # Failure
     /// [`Error::InvalidUrl`] with a reason and an example of a valid URL.
@@ -42,16 +51,23 @@ impl DatabaseUrl {
         };
         let Some((scheme, rest)) = url.split_once("://") else {
             return Err(invalid(
-                "expected a URL such as s3://bucket/app.db, file:///path/to/app.db or memory://name/app.db",
+                "expected a URL such as s3://bucket/app.db, az://container/app.db, gs://bucket/app.db, \
+                 file:///path/to/app.db or memory://name/app.db",
             ));
         };
         match scheme.to_ascii_lowercase().as_str() {
-            "s3" | "s3a" => {
+            spelled @ ("s3" | "s3a" | "az" | "azure" | "gs") => {
+                let scheme = match spelled {
+                    "s3" | "s3a" => Scheme::S3,
+                    "az" | "azure" => Scheme::Azure,
+                    _ => Scheme::Gcs,
+                };
                 let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
-                validate_bucket(bucket).map_err(|reason| invalid(&reason))?;
+                validate_bucket(bucket, spelled).map_err(|reason| invalid(&reason))?;
                 validate_key(key).map_err(|reason| invalid(&reason))?;
                 Ok(Self {
-                    scheme: Scheme::S3,
+                    scheme,
+                    spelled: spelled.to_string(),
                     bucket: bucket.to_string(),
                     key: key.to_string(),
                 })
@@ -71,6 +87,7 @@ impl DatabaseUrl {
                 validate_key(name).map_err(|reason| invalid(&reason))?;
                 Ok(Self {
                     scheme: Scheme::File,
+                    spelled: "file".into(),
                     bucket: dir.to_string_lossy().into_owned(),
                     key: name.to_string(),
                 })
@@ -83,12 +100,13 @@ impl DatabaseUrl {
                 validate_key(key).map_err(|reason| invalid(&reason))?;
                 Ok(Self {
                     scheme: Scheme::Memory,
+                    spelled: "memory".into(),
                     bucket: bucket.to_string(),
                     key: key.to_string(),
                 })
             }
             other => Err(invalid(&format!(
-                "unknown scheme {other:?}: use s3://, file:// or memory://"
+                "unknown scheme {other:?}: use s3://, az://, gs://, file:// or memory://"
             ))),
         }
     }
@@ -96,6 +114,18 @@ impl DatabaseUrl {
     /// The kind of store.
     pub fn scheme(&self) -> Scheme {
         self.scheme
+    }
+
+    /// The kind of store, as this crate names it in URLs (`s3`, `az`, `gs`,
+    /// `file`, `memory`), however the user spelled it.
+    pub fn scheme_name(&self) -> &'static str {
+        match self.scheme {
+            Scheme::S3 => "s3",
+            Scheme::Azure => "az",
+            Scheme::Gcs => "gs",
+            Scheme::File => "file",
+            Scheme::Memory => "memory",
+        }
     }
 
     /// The bucket; for `file://` URLs, the directory holding the database.
@@ -117,7 +147,7 @@ impl DatabaseUrl {
 impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.scheme {
-            Scheme::S3 => write!(f, "s3://{}/{}", self.bucket, self.key),
+            Scheme::S3 | Scheme::Azure | Scheme::Gcs => write!(f, "{}://{}/{}", self.spelled, self.bucket, self.key),
             Scheme::File if self.bucket == "/" => write!(f, "file:///{}", self.key),
             Scheme::File => write!(f, "file://{}/{}", self.bucket, self.key),
             Scheme::Memory => write!(f, "memory://{}/{}", self.bucket, self.key),
@@ -125,7 +155,7 @@ impl fmt::Display for DatabaseUrl {
     }
 }
 
-fn validate_bucket(bucket: &str) -> std::result::Result<(), String> {
+fn validate_bucket(bucket: &str, scheme: &str) -> std::result::Result<(), String> {
     let valid_chars = bucket
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
@@ -134,11 +164,16 @@ fn validate_bucket(bucket: &str) -> std::result::Result<(), String> {
         .next()
         .zip(bucket.bytes().last())
         .is_some_and(|(a, z)| a.is_ascii_alphanumeric() && z.is_ascii_alphanumeric());
+    let what = if scheme.starts_with("az") {
+        "container"
+    } else {
+        "bucket"
+    };
     if bucket.is_empty() {
-        Err("the bucket is missing: expected s3://bucket/key".into())
+        Err(format!("the {what} is missing: expected {scheme}://{what}/key"))
     } else if !(3..=63).contains(&bucket.len()) || !valid_chars || !edges {
         Err(format!(
-            "{bucket:?} is not a valid bucket name: 3 to 63 characters, lowercase letters, \
+            "{bucket:?} is not a valid {what} name: 3 to 63 characters, lowercase letters, \
              digits, '-' and '.', starting and ending with a letter or digit"
         ))
     } else {
@@ -180,6 +215,20 @@ mod tests {
 
         let mem = DatabaseUrl::parse("memory://t1/a/b.db").unwrap();
         assert_eq!((mem.bucket(), mem.key()), ("t1", "a/b.db"));
+
+        for (url, scheme) in [
+            ("az://box/app.db", Scheme::Azure),
+            ("azure://box/app.db", Scheme::Azure),
+            ("gs://box/app.db", Scheme::Gcs),
+            ("s3a://box/app.db", Scheme::S3),
+        ] {
+            let parsed = DatabaseUrl::parse(url).unwrap();
+            assert_eq!(
+                (parsed.scheme(), parsed.bucket(), parsed.key()),
+                (scheme, "box", "app.db")
+            );
+            assert_eq!(parsed.to_string(), url, "named as written");
+        }
     }
 
     #[test]
@@ -194,7 +243,8 @@ mod tests {
             ("s3://bucket/dir/", "ends with '/'"),
             ("s3://bucket/a//b", "not a valid object key"),
             ("file://relative/app.db", "absolute path"),
-            ("gs://bucket/app.db", "unknown scheme"),
+            ("ftp://bucket/app.db", "unknown scheme"),
+            ("az://", "container is missing"),
         ] {
             let err = DatabaseUrl::parse(url).unwrap_err();
             assert!(matches!(err, Error::InvalidUrl { .. }), "{url}: {err}");

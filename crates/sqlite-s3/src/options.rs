@@ -25,6 +25,7 @@ pub struct StoreOptions {
     #[cfg(feature = "aws-config")]
     pub(crate) profile: Option<String>,
     pub(crate) request_retry: crate::store::RequestRetry,
+    pub(crate) unsafe_store: bool,
 }
 
 impl StoreOptions {
@@ -79,6 +80,18 @@ impl StoreOptions {
         self
     }
 
+    /// Writes even to a store that does not honour conditional requests
+    /// (one that accepts an `If-Match` on a stale ETag, or an
+    /// `If-None-Match: *` over an existing object): concurrent writers then
+    /// overwrite each other silently, last writer wins. Off by default:
+    /// such a store is refused for writing with
+    /// [`Error::UnsafeStore`](crate::Error::UnsafeStore) (see
+    /// `store/probe.rs`).
+    pub fn unsafe_store(mut self, accept: bool) -> Self {
+        self.unsafe_store = accept;
+        self
+    }
+
     /// How requests that fail in a way that may pass (a reset connection, a
     /// body cut short, a timeout, 500, 503 SlowDown, 429) are sent again.
     /// The default tries eight times over about five seconds.
@@ -98,7 +111,8 @@ impl fmt::Debug for StoreOptions {
             .field("secret_access_key", &hidden(&self.secret_access_key))
             .field("session_token", &hidden(&self.session_token))
             .field("allow_http", &self.allow_http)
-            .field("request_retry", &self.request_retry);
+            .field("request_retry", &self.request_retry)
+            .field("unsafe_store", &self.unsafe_store);
         #[cfg(feature = "aws-config")]
         f.field("profile", &self.profile);
         f.finish()

@@ -1,6 +1,7 @@
 //! One module per command.
 
 mod convert;
+mod doctor;
 mod exec;
 mod history;
 mod info;
@@ -41,6 +42,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Query { url, sql, format } => query::run(&mut ctx, &url, &sql, format).await,
         Command::Shell { url, batch } => shell::run(&mut ctx, &url, batch).await,
         Command::Sync { url } => sync::run(&mut ctx, &url, quiet).await,
+        Command::Doctor { url, format } => doctor::run(&mut ctx, &url, format).await,
         Command::Pull { url, file } => pull::run(&mut ctx, &url, &file, quiet).await,
         Command::Push { file, url, force } => push::run(&mut ctx, &file, &url, force, quiet).await,
         Command::Info { url, format } => info::run(&mut ctx, &url, format).await,

@@ -104,6 +104,7 @@ impl Session {
     /// that cannot be published; [`Error::Busy`] when every slot is taken.
     pub async fn open_remote(remote: Remote, options: &Options) -> Result<Self> {
         let cache_dir = cache::resolve_dir(options.cache_dir.as_deref());
+        let remote = remote.remember_store_checks_in(&cache_dir);
         let db_dir = cache::database_dir(&cache_dir, &remote);
         cache::adopt_legacy(&cache_dir, &remote)?;
         let mut chosen = None;

@@ -131,6 +131,7 @@ where
     C: Fn(Tries) -> Fut,
     Fut: Future<Output = Result<Landed<T>>>,
 {
+    super::probe::ensure_conditional(remote).await?;
     let policy = *remote.retry_policy();
     let options = PutOptions {
         mode: condition.mode(),

@@ -22,11 +22,7 @@ pub(crate) fn of(remote: &Remote) -> String {
             .into_owned(),
         None => url.bucket().to_string(),
     };
-    let scheme = match url.scheme() {
-        Scheme::S3 => "s3",
-        Scheme::File => "file",
-        Scheme::Memory => "memory",
-    };
+    let scheme = url.scheme_name();
     let mut identity = format!(
         "{}\n{scheme}://{bucket}/{}",
         endpoint(remote.endpoint_name()),

@@ -9,11 +9,14 @@
 //! and a conditional PUT (`If-Match` / `If-None-Match: *`). S3 and memory have
 //! both; for local directories [`local::LocalStore`] adds the missing one.
 
+mod azure;
 pub mod cas;
 pub mod counting;
+mod gcs;
 mod identity;
 pub mod local;
 pub mod memory;
+pub mod probe;
 #[cfg(feature = "aws-config")]
 mod profile;
 pub mod retry;
@@ -46,6 +49,10 @@ pub struct Remote {
     key: Path,
     /// The endpoint, for telling apart equal bucket names on different servers.
     endpoint: Option<String>,
+    /// Writes go on even on a store that ignores conditional requests.
+    unsafe_store: bool,
+    /// Where the store check remembers stores that passed.
+    cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Remote {
@@ -62,12 +69,22 @@ impl Remote {
                 let (store, endpoint) = s3::build(&url, options)?;
                 (Arc::new(store), endpoint)
             }
+            Scheme::Azure => {
+                let (store, endpoint) = azure::build(&url, options)?;
+                (Arc::new(store), endpoint)
+            }
+            Scheme::Gcs => {
+                let (store, endpoint) = gcs::build(&url, options)?;
+                (Arc::new(store), endpoint)
+            }
             Scheme::File => (Arc::new(local::LocalStore::open(&url)?), None),
             Scheme::Memory => (memory::named(url.bucket()), None),
         };
-        Ok(Self::with_store(url, store)
+        let mut remote = Self::with_store(url, store)
             .endpoint(endpoint)
-            .request_retry(options.request_retry))
+            .request_retry(options.request_retry);
+        remote.unsafe_store = options.unsafe_store;
+        Ok(remote)
     }
 
     /// A database in a store built elsewhere (an instrumented or wrapped store,
@@ -82,7 +99,25 @@ impl Remote {
             retry,
             key,
             endpoint: None,
+            unsafe_store: false,
+            cache_dir: None,
         }
+    }
+
+    /// Where the check that the store honours conditional writes remembers
+    /// stores that passed (`CACHE_DIR/stores/`); by default the cache
+    /// directory [`crate::cache::resolve_dir`] names.
+    pub fn remember_store_checks_in(mut self, cache_dir: impl Into<std::path::PathBuf>) -> Self {
+        self.cache_dir = Some(cache_dir.into());
+        self
+    }
+
+    pub(crate) fn cache_dir(&self) -> Option<&std::path::Path> {
+        self.cache_dir.as_deref()
+    }
+
+    pub(crate) fn accepts_unsafe_store(&self) -> bool {
+        self.unsafe_store
     }
 
     fn endpoint(mut self, endpoint: Option<String>) -> Self {
@@ -162,7 +197,7 @@ impl Remote {
         identity::legacy(self)
     }
 
-    fn endpoint_name(&self) -> Option<&str> {
+    pub(crate) fn endpoint_name(&self) -> Option<&str> {
         self.endpoint.as_deref()
     }
 
@@ -177,6 +212,15 @@ impl Remote {
                 Error::AccessDenied {
                     url,
                     operation,
+                    detail: describe(&source),
+                    credentials: match self.url.scheme() {
+                        Scheme::Azure => {
+                            "AZURE_STORAGE_ACCOUNT_NAME / AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY or \
+                             AZURE_STORAGE_TOKEN"
+                        }
+                        Scheme::Gcs => "GOOGLE_SERVICE_ACCOUNT or GOOGLE_APPLICATION_CREDENTIALS",
+                        _ => "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or --profile",
+                    },
                     source: Box::new(source),
                 }
             }
@@ -218,10 +262,22 @@ impl Remote {
         match self.store.list_with_delimiter(Some(&self.key)).await {
             Ok(_) => Ok(()),
             Err(object_store::Error::NotFound { .. }) => Err(missing()),
-            Err(e) if chain_mentions(&e, "NoSuchBucket") => Err(missing()),
+            Err(e)
+                if ["NoSuchBucket", "ContainerNotFound"]
+                    .iter()
+                    .any(|code| chain_mentions(&e, code)) =>
+            {
+                Err(missing())
+            }
             Err(e) => Err(self.error("checking the bucket", e)),
         }
     }
+}
+
+/// Whether an endpoint is plain HTTP (any capitalisation): allowed then
+/// without further settings.
+fn plain_http(endpoint: Option<&str>) -> bool {
+    endpoint.is_some_and(|e| e.get(..7).is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://")))
 }
 
 /// What went wrong with a request, in the store's own words where it
@@ -245,12 +301,20 @@ pub(crate) fn describe(error: &object_store::Error) -> String {
                 }
             }
         };
-        return format!("the store answered {status} {reason}{said}, and kept failing; try again later");
+        let next = if retry::is_transient(error) {
+            ", and kept failing; try again later"
+        } else {
+            ""
+        };
+        return format!("the store answered {status} {reason}{said}{next}");
     }
-    format!(
-        "no answer from the store ({}); check the endpoint and the network",
-        innermost(error)
-    )
+    if retry::is_transient(error) {
+        return format!(
+            "no answer from the store ({}); check the endpoint and the network",
+            innermost(error)
+        );
+    }
+    innermost(error)
 }
 
 /// The text of `<NAME>...</NAME>` in an S3 error document.
@@ -262,6 +326,10 @@ fn xml_field(text: &str, name: &str) -> Option<String> {
 
 fn http_reason(status: u16) -> &'static str {
     match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
         408 => "Request Timeout",
         429 => "Too Many Requests",
         500 => "Internal Server Error",

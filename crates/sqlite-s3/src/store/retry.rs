@@ -88,6 +88,8 @@ pub fn is_transient(error: &object_store::Error) -> bool {
     match status_of(error) {
         // S3 answers 400 RequestTimeout when a request body came too slowly.
         Some(400) => super::chain_text(error).contains("RequestTimeout"),
+        // 501 Not Implemented and 505 are answers: they will not pass.
+        Some(501 | 505) => false,
         Some(status) => status >= 500 || status == 408 || status == 429,
         None => {
             let text = super::chain_text(error);
