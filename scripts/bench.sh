@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 EXTRA_PIP="matplotlib"
-# shellcheck source=scripts/moto-env.sh
-source scripts/moto-env.sh
+# shellcheck source=scripts/test-env.sh
+source scripts/test-env.sh
 
 cargo run --release -p sqlite-s3-bench -- "$@"
 "$VENV_PYTHON" scripts/bench_chart.py target/bench/results.json target/bench/chart.png

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace, installing what the tests need first:
-# a Python virtual environment (.venv at the workspace root) with the moto S3
-# server. Tests start and stop their own moto servers on 127.0.0.1.
+# Runs every test of the workspace, installing what the tests need first
+# (scripts/test-env.sh): a Python virtual environment (.venv at the workspace
+# root) with the moto S3 server, SeaweedFS, rclone and Azurite. Tests start
+# and stop their own servers on 127.0.0.1.
 #
 # Usage: scripts/test.sh [ARGS...]   (from any directory; ARGS go to both
 # cargo test runs, e.g. a test name filter, or `-- --nocapture`)
@@ -10,8 +11,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# shellcheck source=scripts/moto-env.sh
-source scripts/moto-env.sh
+# shellcheck source=scripts/test-env.sh
+source scripts/test-env.sh
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -67,6 +67,15 @@ fn racing_processes_lose_no_update_on_s3() {
     }
 }
 
+#[test]
+fn racing_processes_lose_no_update_on_seaweedfs_and_azure_in_both_layouts() {
+    for layout in ["single", "versioned"] {
+        for place in [Place::seaweed(), Place::azure()].into_iter().flatten() {
+            race_in(&place, false, layout);
+        }
+    }
+}
+
 fn round_trip(place: &Place) {
     let url = place.url("app.db");
     assert_ok(&place.run(

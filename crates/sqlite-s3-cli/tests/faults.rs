@@ -95,15 +95,11 @@ fn spawn_exec(place: &Place, endpoint: Option<&str>, cache: &str, url: &str, id:
 /// `rate` of all requests. With `at_most_one_failure_in_100`, at least 99%
 /// of the runs must succeed (what a few percent of failing requests must
 /// allow); otherwise only exactly-once is checked.
-fn race_through_faults(layout: &str, rate: f64, at_most_one_failure_in_100: bool) {
-    let Some(moto) = test_support::Moto::shared() else {
-        return;
-    };
-    let place = Place::s3().unwrap();
+fn race_through_faults(server: Server, layout: &str, rate: f64, at_most_one_failure_in_100: bool) {
+    let Some(place) = server.place() else { return };
     let url = place.url("race.db");
     let seed = fastrand::u64(..);
-    let proxy = FaultProxy::start(&moto.endpoint(), Plan::none()).unwrap();
-    let endpoint = proxy.endpoint();
+    let (proxy, endpoint) = proxied(&place, Plan::none());
     let mut create = sqlite_s3(Some(&endpoint));
     create
         .arg("--cache-dir")
@@ -161,7 +157,7 @@ fn race_through_faults(layout: &str, rate: f64, at_most_one_failure_in_100: bool
             .args(["-q", "sync", &url]);
         assert_ok(&sync.output().unwrap());
     }
-    let (n, ids) = final_state(Some(&moto.endpoint()), &url);
+    let (n, ids) = final_state(place.endpoint.as_deref(), &url);
     check_runs(&runs, n, &ids, seed);
     let total = runs.len();
     assert!(
@@ -172,20 +168,57 @@ fn race_through_faults(layout: &str, rate: f64, at_most_one_failure_in_100: bool
     );
 }
 
+/// The servers the races run on, each behind the fault proxy.
+#[derive(Debug, Clone, Copy)]
+enum Server {
+    Moto,
+    Seaweed,
+    Azurite,
+}
+
+impl Server {
+    const ALL: [Server; 3] = [Server::Moto, Server::Seaweed, Server::Azurite];
+
+    fn place(self) -> Option<Place> {
+        match self {
+            Server::Moto => Place::s3(),
+            Server::Seaweed => Place::seaweed(),
+            Server::Azurite => Place::azure(),
+        }
+    }
+}
+
+/// A fault proxy in front of the server of `place`, and the endpoint that
+/// reaches the server through it (Azurite's names its account in the path).
+fn proxied(place: &Place, plan: Plan) -> (FaultProxy, String) {
+    let direct = place.endpoint.as_deref().expect("a server place");
+    let (origin, path) = match direct.strip_prefix("http://").and_then(|rest| rest.split_once('/')) {
+        Some((host, path)) => (format!("http://{host}"), format!("/{path}")),
+        None => (direct.to_string(), String::new()),
+    };
+    let proxy = FaultProxy::start(&origin, plan).unwrap();
+    let endpoint = format!("{}{path}", proxy.endpoint());
+    (proxy, endpoint)
+}
+
 #[test]
 fn racing_writers_through_a_faulty_network_apply_each_change_once_single() {
-    race_through_faults("single", 0.05, true);
+    for server in Server::ALL {
+        race_through_faults(server, "single", 0.05, true);
+    }
 }
 
 #[test]
 fn racing_writers_through_a_faulty_network_apply_each_change_once_versioned() {
-    race_through_faults("versioned", 0.05, true);
+    for server in Server::ALL {
+        race_through_faults(server, "versioned", 0.05, true);
+    }
 }
 
 #[test]
 fn racing_writers_through_a_hostile_network_still_apply_each_change_at_most_once() {
-    race_through_faults("single", 0.3, false);
-    race_through_faults("versioned", 0.3, false);
+    race_through_faults(Server::Moto, "single", 0.3, false);
+    race_through_faults(Server::Moto, "versioned", 0.3, false);
 }
 
 /// Writers killed with SIGKILL at random moments, then a clean run of
@@ -295,14 +328,11 @@ fn writers_killed_at_random_leave_nothing_half_decided_on_a_local_directory() {
 
 #[test]
 fn writers_killed_at_random_leave_nothing_half_decided_on_s3_behind_a_faulty_network() {
-    let Some(moto) = test_support::Moto::shared() else {
-        return;
-    };
     for layout in ["single", "versioned"] {
-        let place = Place::s3().unwrap();
+        let Some(place) = Place::s3() else { return };
         let seed = fastrand::u64(..);
-        let proxy = FaultProxy::start(&moto.endpoint(), Plan::random(seed, 0.05)).unwrap();
-        kill_at_random(&place, Some(&proxy.endpoint()), layout, Some(&moto.endpoint()));
+        let (proxy, endpoint) = proxied(&place, Plan::random(seed, 0.05));
+        kill_at_random(&place, Some(&endpoint), layout, place.endpoint.as_deref());
         proxy.set_plan(Plan::none());
         assert!(proxy.settle(Duration::from_secs(30)));
     }

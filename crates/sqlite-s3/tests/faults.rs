@@ -518,3 +518,50 @@ async fn refused_credentials_are_reported_without_the_secret() {
     assert!(shown.contains("s3://guarded-bucket/app.db"), "{shown}");
     assert!(!shown.contains(SECRET_KEY), "{shown}");
 }
+
+on_every_store!(a_download_that_breaks_off_while_the_object_changes_starts_over);
+
+/// A download breaks off, and before it is resumed another writer replaces
+/// the object: the resumed read (conditional on the first version) is
+/// refused, and the download starts over on the newest version, never
+/// mixing the two.
+async fn a_download_that_breaks_off_while_the_object_changes_starts_over(backend: Backend) {
+    let url = backend.url("app.db");
+    let mut writer = Session::open(&url, &backend.options()).await.unwrap();
+    writer
+        .transaction(|tx| {
+            tx.execute_batch("CREATE TABLE c(n INTEGER, pad BLOB)")?;
+            tx.execute_batch(
+                "INSERT INTO c SELECT 1, randomblob(2000) FROM \
+                 (WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 50) SELECT i FROM r)",
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    writer.close().await.unwrap();
+
+    let (remote, faults) = faulty(&backend);
+    let (other_url, other_options) = (url.clone(), backend.options());
+    let commit_meanwhile = move || {
+        let (url, options) = (other_url.clone(), other_options.clone());
+        std::thread::spawn(move || {
+            let mut other = sqlite_s3::blocking::Session::open(&url, &options).unwrap();
+            other
+                .transaction(|tx| Ok(tx.execute("INSERT INTO c VALUES (2, NULL)", [])?))
+                .unwrap();
+            other.close().unwrap();
+        })
+        .join()
+        .unwrap();
+    };
+    faults.once(Op::Get, |key| key == "app.db", Fault::ShortBody);
+    faults.once(Op::Get, |key| key == "app.db", Fault::Call(Arc::new(commit_meanwhile)));
+    let db = Session::open_remote(remote, &backend.options()).await.unwrap();
+    let twos: i64 = db
+        .connection()
+        .query_row("SELECT count(*) FROM c WHERE n = 2", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(twos, 1, "the newest version, whole");
+    assert_eq!(faults.stats().short_bodies, 1);
+}

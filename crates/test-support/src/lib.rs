@@ -2,7 +2,9 @@
 //! server on 127.0.0.1, started on demand and stopped with the test process,
 //! a fake AWS Lambda Runtime API ([`runtime_api`]), and a proxy that injects
 //! network and S3 faults into the requests of an S3 client
-//! ([`fault_proxy`]).
+//! ([`fault_proxy`]). [`servers`] runs more stores on 127.0.0.1 the same
+//! way: SeaweedFS ([`Seaweed`]), Azurite ([`Azurite`]) and `rclone serve s3`
+//! ([`Rclone`]), a store that ignores conditional requests.
 //!
 //! moto is found through `SQLITE_S3_MOTO_PYTHON` (a Python interpreter with
 //! `moto[server]` installed), else the workspace's `.venv/bin/python`, which
@@ -23,6 +25,9 @@
 
 pub mod fault_proxy;
 pub mod runtime_api;
+pub mod servers;
+
+pub use servers::{Azurite, Rclone, Seaweed};
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -9,6 +9,9 @@ use std::process::{Command, Output};
 use tempfile::TempDir;
 
 pub const SECRET: &str = "cli-test-secret-never-printed";
+/// The well-known key of Azurite's account.
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 /// Where databases go for one test: a local directory, or a moto bucket.
 pub struct Place {
@@ -38,6 +41,26 @@ impl Place {
         })
     }
 
+    /// A bucket on a real SeaweedFS server.
+    pub fn seaweed() -> Option<Self> {
+        let seaweed = test_support::Seaweed::shared()?;
+        Some(Self {
+            dir: tempfile::tempdir().unwrap(),
+            bucket_url: format!("s3://{}", seaweed.unique_bucket("cli")),
+            endpoint: Some(seaweed.endpoint()),
+        })
+    }
+
+    /// A container on the Azurite emulator.
+    pub fn azure() -> Option<Self> {
+        let azurite = test_support::Azurite::shared()?;
+        Some(Self {
+            dir: tempfile::tempdir().unwrap(),
+            bucket_url: format!("az://{}", azurite.unique_container("cli")),
+            endpoint: Some(azurite.endpoint()),
+        })
+    }
+
     pub fn url(&self, name: &str) -> String {
         format!("{}/{name}", self.bucket_url)
     }
@@ -57,7 +80,12 @@ impl Place {
 pub fn sqlite_s3(endpoint: Option<&str>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sqlite-s3"));
     for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("AWS_") || key == "SQLITE_S3_CACHE_DIR" {
+        let name = key.to_string_lossy();
+        if name.starts_with("AWS_")
+            || name.starts_with("AZURE_")
+            || name.starts_with("GOOGLE_")
+            || key == "SQLITE_S3_CACHE_DIR"
+        {
             cmd.env_remove(key);
         }
     }
@@ -65,8 +93,11 @@ pub fn sqlite_s3(endpoint: Option<&str>) -> Command {
         .env("AWS_SECRET_ACCESS_KEY", SECRET)
         .env("AWS_REGION", "us-east-1");
     if let Some(endpoint) = endpoint {
-        cmd.env("AWS_ENDPOINT_URL", endpoint);
+        cmd.env("AWS_ENDPOINT_URL", endpoint)
+            .env("AZURE_STORAGE_ENDPOINT", endpoint);
     }
+    cmd.env("AZURE_STORAGE_ACCOUNT_NAME", "devstoreaccount1")
+        .env("AZURE_STORAGE_ACCOUNT_KEY", AZURITE_KEY);
     cmd
 }
 

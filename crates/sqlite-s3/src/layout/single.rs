@@ -57,30 +57,26 @@ impl SingleObject {
     }
 }
 
-#[async_trait]
-impl Layout for SingleObject {
-    fn name(&self) -> &'static str {
-        "single"
-    }
-
-    async fn pull(
+impl SingleObject {
+    /// One download of the newest version; `None` when it changed while it
+    /// was read (a resumed read found another version).
+    async fn pull_once(
         &self,
         remote: &Remote,
         known: Option<&RemoteVersion>,
-        _base_file: Option<super::Base<'_>>,
         dest: &Path,
         progress: Option<&ProgressFn>,
-    ) -> Result<Pulled> {
+    ) -> Result<Option<Pulled>> {
         let options = GetOptions {
             if_none_match: known.map(|v| v.etag.clone()),
             ..Default::default()
         };
         let result = match remote.store().get_opts(remote.key(), options).await {
             Ok(result) => result,
-            Err(object_store::Error::NotModified { .. }) => return Ok(Pulled::Unchanged),
+            Err(object_store::Error::NotModified { .. }) => return Ok(Some(Pulled::Unchanged)),
             Err(object_store::Error::NotFound { .. }) => {
                 remote.check_bucket().await?;
-                return Ok(Pulled::Absent);
+                return Ok(Some(Pulled::Absent));
             }
             Err(e) => return Err(remote.error("downloading", e)),
         };
@@ -104,18 +100,26 @@ impl Layout for SingleObject {
         let mut written = 0u64;
         let mut stream = if expected < MARKER_MAX {
             // Small enough to be the marker of a move to the versioned layout.
-            let bytes = result.bytes().await.map_err(|e| remote.error("downloading", e))?;
+            let bytes = match result.bytes().await {
+                Ok(bytes) => bytes,
+                Err(object_store::Error::Precondition { .. }) => return Ok(None),
+                Err(e) => return Err(remote.error("downloading", e)),
+            };
             if let Some(marker) = Marker::decode(&bytes, remote)? {
-                return Ok(Pulled::Moved {
+                return Ok(Some(Pulled::Moved {
                     to_version: Some(marker.version),
-                });
+                }));
             }
             futures::stream::once(async move { Ok(bytes) }).boxed()
         } else {
             result.into_stream()
         };
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| remote.error("downloading", e))?;
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(object_store::Error::Precondition { .. }) => return Ok(None),
+                Err(e) => return Err(remote.error("downloading", e)),
+            };
             hasher.update(&chunk);
             written += chunk.len() as u64;
             file.write_all(&chunk).await.map_err(Error::io("writing", dest))?;
@@ -128,13 +132,41 @@ impl Layout for SingleObject {
                 reason: format!("the download ended after {written} of {expected} bytes"),
             });
         }
-        Ok(Pulled::Downloaded {
+        Ok(Some(Pulled::Downloaded {
             version,
             hash: hasher.finalize().0,
             bytes: written,
-        })
+        }))
+    }
+}
+
+#[async_trait]
+impl Layout for SingleObject {
+    fn name(&self) -> &'static str {
+        "single"
     }
 
+    async fn pull(
+        &self,
+        remote: &Remote,
+        known: Option<&RemoteVersion>,
+        _base_file: Option<super::Base<'_>>,
+        dest: &Path,
+        progress: Option<&ProgressFn>,
+    ) -> Result<Pulled> {
+        // A download that broke off is resumed on the same version; when
+        // that version was replaced meanwhile, the download starts over.
+        for _ in 0..5 {
+            if let Some(pulled) = self.pull_once(remote, known, dest, progress).await? {
+                return Ok(pulled);
+            }
+            tracing::debug!("{} changed while it was downloaded; downloading again", remote.url());
+        }
+        Err(Error::InvalidState(format!(
+            "{} kept changing while it was downloaded; try again",
+            remote.url()
+        )))
+    }
     async fn publish(
         &self,
         remote: &Remote,

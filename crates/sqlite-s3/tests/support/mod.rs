@@ -1,5 +1,6 @@
-//! What the behaviour tests share: a backend (memory, local directory or a
-//! moto S3 server) that hands out database URLs, options with a fresh cache
+//! What the behaviour tests share: a backend (memory, a local directory,
+//! the moto S3 mock, a SeaweedFS server, or the Azurite Azure emulator, all
+//! on loopback) that hands out database URLs, options with a fresh cache
 //! directory, and raw access to the objects.
 
 #![allow(dead_code)]
@@ -21,7 +22,12 @@ use tempfile::TempDir;
 pub enum Kind {
     Memory,
     File,
+    /// moto, a mock S3 server.
     S3,
+    /// SeaweedFS, a real object store with an S3 gateway.
+    Seaweed,
+    /// Azurite, Microsoft's Azure Blob Storage emulator.
+    Azure,
 }
 
 /// A place to put databases for one test.
@@ -31,6 +37,8 @@ pub struct Backend {
     root: Option<TempDir>,
     bucket: String,
     endpoint: Option<String>,
+    /// For Azure: the account and its key.
+    account: Option<(&'static str, &'static str)>,
     caches: TempDir,
 }
 
@@ -49,6 +57,7 @@ impl Backend {
                 root: None,
                 bucket: unique,
                 endpoint: None,
+                account: None,
                 caches,
             },
             Kind::File => {
@@ -58,6 +67,7 @@ impl Backend {
                     bucket: root.path().display().to_string(),
                     root: Some(root),
                     endpoint: None,
+                    account: None,
                     caches,
                 }
             }
@@ -68,18 +78,46 @@ impl Backend {
                     root: None,
                     bucket: moto.unique_bucket("behaviour"),
                     endpoint: Some(moto.endpoint()),
+                    account: None,
+                    caches,
+                }
+            }
+            Kind::Seaweed => {
+                let seaweed = test_support::Seaweed::shared()?;
+                Self {
+                    kind,
+                    root: None,
+                    bucket: seaweed.unique_bucket("behaviour"),
+                    endpoint: Some(seaweed.endpoint()),
+                    account: None,
+                    caches,
+                }
+            }
+            Kind::Azure => {
+                let azurite = test_support::Azurite::shared()?;
+                Self {
+                    kind,
+                    root: None,
+                    bucket: azurite.unique_container("behaviour"),
+                    endpoint: Some(azurite.endpoint()),
+                    account: Some((test_support::Azurite::ACCOUNT, test_support::Azurite::KEY)),
                     caches,
                 }
             }
         })
+        .inspect(|backend| backend.prime_store_check())
     }
+
+    /// Every kind of store, for tests that loop over them.
+    pub const ALL: [Kind; 5] = [Kind::Memory, Kind::File, Kind::S3, Kind::Seaweed, Kind::Azure];
 
     /// The URL of database `name`.
     pub fn url(&self, name: &str) -> String {
         match self.kind {
             Kind::Memory => format!("memory://{}/{name}", self.bucket),
             Kind::File => format!("file://{}/{name}", self.bucket),
-            Kind::S3 => format!("s3://{}/{name}", self.bucket),
+            Kind::S3 | Kind::Seaweed => format!("s3://{}/{name}", self.bucket),
+            Kind::Azure => format!("az://{}/{name}", self.bucket),
         }
     }
 
@@ -89,7 +127,8 @@ impl Backend {
         match self.kind {
             Kind::Memory => None,
             Kind::File => Some(format!("file://{}/no-such-dir/app.db", self.bucket)),
-            Kind::S3 => Some("s3://no-such-bucket-here/app.db".into()),
+            Kind::S3 | Kind::Seaweed => Some("s3://no-such-bucket-here/app.db".into()),
+            Kind::Azure => Some("az://no-such-container/app.db".into()),
         }
     }
 
@@ -98,14 +137,13 @@ impl Backend {
         self.endpoint.as_deref()
     }
 
-    /// How to reach the store: moto's endpoint and made-up credentials.
+    /// How to reach the store: the server's endpoint, and made-up
+    /// credentials (S3) or the emulator's account (Azure).
     pub fn store_options(&self) -> StoreOptions {
         let mut options = StoreOptions::new().request_retry(fast_retries());
         if let Some(endpoint) = &self.endpoint {
-            options = options
-                .endpoint(endpoint)
-                .region("us-east-1")
-                .credentials(ACCESS_KEY, SECRET_KEY);
+            let (id, secret) = self.account.unwrap_or((ACCESS_KEY, SECRET_KEY));
+            options = options.endpoint(endpoint).region("us-east-1").credentials(id, secret);
         }
         options
     }
@@ -152,6 +190,34 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// Runs the check that a store honours conditional writes once per
+    /// server and process, so that request counts of the tests do not
+    /// depend on which test happens to write to the store first.
+    fn prime_store_check(&self) {
+        static PRIMED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        let Some(endpoint) = self.endpoint.clone() else { return };
+        let mut primed = PRIMED.lock().unwrap();
+        if primed.contains(&endpoint) {
+            return;
+        }
+        let (url, options) = (self.url("probe.db"), self.store_options());
+        std::thread::spawn(move || {
+            let scratch = tempfile::tempdir().unwrap();
+            let remote = Remote::connect(&url, &options)
+                .unwrap()
+                .remember_store_checks_in(scratch.path());
+            tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(sqlite_s3::store::probe::ensure_conditional(&remote))
+                .expect("the test server honours conditional writes");
+        })
+        .join()
+        .unwrap();
+        primed.push(endpoint);
+    }
+}
+
 /// Retries of transient store failures, quick enough for tests: eight
 /// tries within a few tens of milliseconds.
 pub fn fast_retries() -> sqlite_s3::store::RequestRetry {
@@ -188,7 +254,8 @@ pub fn count_rows(bytes: &[u8], table: &str) -> i64 {
 }
 
 /// Runs each named async behaviour `fn NAME(backend: Backend)` on every
-/// store, as tests `NAME::memory`, `NAME::file` and `NAME::s3`.
+/// store, as tests `NAME::memory`, `NAME::file`, `NAME::s3`,
+/// `NAME::seaweed` and `NAME::azure`.
 #[macro_export]
 macro_rules! on_every_store {
     ($($name:ident),* $(,)?) => {$(
@@ -205,6 +272,18 @@ macro_rules! on_every_store {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn s3() {
                 if let Some(backend) = Backend::new(Kind::S3) {
+                    super::$name(backend).await
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn seaweed() {
+                if let Some(backend) = Backend::new(Kind::Seaweed) {
+                    super::$name(backend).await
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn azure() {
+                if let Some(backend) = Backend::new(Kind::Azure) {
                     super::$name(backend).await
                 }
             }
@@ -237,6 +316,14 @@ macro_rules! on_every_store_and_layout {
             async fn s3_single() { run(Kind::S3, sqlite_s3::LayoutKind::Single).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn s3_versioned() { run(Kind::S3, sqlite_s3::LayoutKind::Versioned).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn seaweed_single() { run(Kind::Seaweed, sqlite_s3::LayoutKind::Single).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn seaweed_versioned() { run(Kind::Seaweed, sqlite_s3::LayoutKind::Versioned).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn azure_single() { run(Kind::Azure, sqlite_s3::LayoutKind::Single).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn azure_versioned() { run(Kind::Azure, sqlite_s3::LayoutKind::Versioned).await }
         }
     )*};
 }
