@@ -133,3 +133,34 @@ fn an_azure_database_round_trips_in_both_layouts() {
     let out = place.run("r", &["query", "az://no-such-container/app.db", "SELECT 1"]);
     assert_exit(&out, 7, "az storage container create");
 }
+
+/// Google Cloud Storage is built but has no emulator here: a broken service
+/// account is reported naming the store's settings, never its key.
+#[test]
+fn a_broken_google_service_account_is_reported_without_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = dir.path().join("account.json");
+    let key = "SECRETKEYMATERIALNEVERSHOWN";
+    std::fs::write(
+        &account,
+        serde_json::json!({
+            "type": "service_account",
+            "private_key_id": "id",
+            "private_key": format!("-----BEGIN PRIVATE KEY-----\n{key}\n-----END PRIVATE KEY-----\n"),
+            "client_email": "someone@project.iam.gserviceaccount.com",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = sqlite_s3(None)
+        .env("GOOGLE_SERVICE_ACCOUNT", &account)
+        .args(["--no-cache", "--endpoint", &test_support::closed_endpoint()])
+        .args(["query", "gs://some-bucket/app.db", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let shown = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(shown.contains("gs://some-bucket/app.db"), "{shown}");
+    assert!(shown.contains("GOOGLE_SERVICE_ACCOUNT"), "{shown}");
+    assert!(!shown.contains(key), "{shown}");
+}
