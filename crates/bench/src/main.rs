@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::Serialize;
-use sqlite_s3::store::{CountingStore, Counts};
+use sqlite_s3::admin::{CountingStore, Counts};
 use sqlite_s3::{LayoutKind, Options, Remote, Session, StoreOptions};
 
 const MIB: u64 = 1 << 20;
@@ -258,7 +258,10 @@ impl Bench {
 /// The newest version number of a versioned database.
 async fn session_version(url: &str, options: &Options) -> u64 {
     let session = Session::open(url, options).await.expect("opening");
-    let version = session.version().expect("a version").etag.parse().expect("a number");
+    let version = match session.version().expect("a version") {
+        sqlite_s3::Version::Numbered(n) => n,
+        other => panic!("not a versioned database: version {other}"),
+    };
     session.close().await.expect("closing");
     version
 }

@@ -1,7 +1,7 @@
 //! What every command needs: options built from the global flags, a store
 //! wrapped to count (and with `-v`, log) every request, progress bars.
 
-use sqlite_s3::store::{CountingStore, Counts};
+use sqlite_s3::admin::{CountingStore, Counts};
 use sqlite_s3::{LayoutKind, Options, PendingChanges, Remote, Result, StoreOptions};
 use tempfile::TempDir;
 

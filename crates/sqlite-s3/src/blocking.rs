@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use rusqlite::{Connection, Transaction};
 
 use crate::error::{Error, Result};
-use crate::layout::RemoteVersion;
+use crate::layout::Version;
 use crate::location::DatabaseUrl;
 use crate::options::Options;
 use crate::session::{PublishOutcome, RefreshOutcome};
@@ -20,7 +20,7 @@ use crate::store::Remote;
 #[derive(Debug)]
 pub struct Session {
     // Dropped before the runtime.
-    inner: crate::Session,
+    inner: crate::session::Session,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -39,14 +39,14 @@ impl Session {
     /// See [`crate::Session::open`].
     pub fn open(url: &str, options: &Options) -> Result<Self> {
         let runtime = runtime()?;
-        let inner = runtime.block_on(crate::Session::open(url, options))?;
+        let inner = runtime.block_on(crate::session::Session::open(url, options))?;
         Ok(Self { inner, runtime })
     }
 
     /// See [`crate::Session::open_remote`].
     pub fn open_remote(remote: Remote, options: &Options) -> Result<Self> {
         let runtime = runtime()?;
-        let inner = runtime.block_on(crate::Session::open_remote(remote, options))?;
+        let inner = runtime.block_on(crate::session::Session::open_remote(remote, options))?;
         Ok(Self { inner, runtime })
     }
 
@@ -71,8 +71,13 @@ impl Session {
     }
 
     /// See [`crate::Session::version`].
-    pub fn version(&self) -> Option<&RemoteVersion> {
+    pub fn version(&self) -> Option<Version> {
         self.inner.version()
+    }
+
+    /// See [`crate::Session::version_info`].
+    pub fn version_info(&self) -> Option<crate::history::VersionInfo> {
+        self.inner.version_info()
     }
 
     /// See [`crate::Session::has_unpublished_changes`].
@@ -120,7 +125,7 @@ impl Session {
 #[derive(Debug)]
 pub struct Database {
     // Dropped before the runtime.
-    inner: crate::Database,
+    inner: crate::database::Database,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -128,14 +133,14 @@ impl Database {
     /// See [`crate::Database::open`].
     pub fn open(value: &str, options: &Options) -> Result<Self> {
         let runtime = runtime()?;
-        let inner = runtime.block_on(crate::Database::open(value, options))?;
+        let inner = runtime.block_on(crate::database::Database::open(value, options))?;
         Ok(Self { inner, runtime })
     }
 
     /// See [`crate::Database::from_env`].
     pub fn from_env(variable: &str, options: &Options) -> Result<Self> {
         let runtime = runtime()?;
-        let inner = runtime.block_on(crate::Database::from_env(variable, options))?;
+        let inner = runtime.block_on(crate::database::Database::from_env(variable, options))?;
         Ok(Self { inner, runtime })
     }
 
@@ -145,7 +150,7 @@ impl Database {
     }
 
     /// See [`crate::Database::target`].
-    pub fn target(&self) -> &crate::Target {
+    pub fn target(&self) -> &crate::database::Target {
         self.inner.target()
     }
 

@@ -139,7 +139,7 @@ impl Lease {
             };
             let record = Record {
                 owner: owner.to_string(),
-                token: crate::layout::new_token(),
+                token: crate::token::new_token(),
                 fence,
                 expires_at_ms: 0,
                 released: false,

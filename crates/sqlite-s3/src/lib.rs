@@ -39,29 +39,42 @@
 
 #![warn(missing_docs)]
 
+// Layers, each using only those above it in this list (ARCHITECTURE.md
+// draws them): the ground; options; the store; SQLite; layouts; the local
+// cache; the session; what is built on sessions; adapters on top.
+mod error;
+mod location;
+pub mod progress;
+mod token;
+
+mod options;
+
+mod store;
+
+mod sqlite;
+
+mod layout;
+
+mod cache;
+
+mod session;
+
+pub mod admin;
+mod database;
+pub mod history;
+pub mod lease;
+pub mod transfer;
+
 pub mod adapters;
 pub mod blocking;
-pub mod cache;
-mod database;
-mod error;
-pub mod history;
 #[cfg(feature = "lambda")]
 pub mod lambda;
-pub mod layout;
-pub mod lease;
-mod location;
-mod options;
-pub mod progress;
-pub mod session;
-mod sqlite;
-pub mod store;
-pub mod transfer;
 
 pub use database::{Database, Target};
 pub use error::{Error, Result};
-pub use layout::LayoutKind;
+pub use layout::Version;
 pub use location::{DatabaseUrl, Scheme};
-pub use options::{Options, PendingChanges, RetryPolicy, StoreOptions, WriteMode};
+pub use options::{LayoutKind, Options, PendingChanges, RequestRetry, RetryPolicy, StoreOptions, WriteMode};
 pub use session::{PublishOutcome, RefreshOutcome, Session};
 pub use store::Remote;
 

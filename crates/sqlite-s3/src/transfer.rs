@@ -12,9 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::cache;
-use crate::cache::state::InFlight;
 use crate::error::{Error, Result};
-use crate::layout::{self, Published, RemoteVersion};
+use crate::layout::{self, InFlight, Published, RemoteVersion, Version};
 use crate::options::{Options, WriteMode};
 use crate::session::Session;
 use crate::sqlite::{self, header};
@@ -26,7 +25,7 @@ pub struct PullReport {
     /// Size of the file written.
     pub bytes: u64,
     /// The remote version it holds.
-    pub version: RemoteVersion,
+    pub version: Version,
 }
 
 /// What a push did.
@@ -78,7 +77,7 @@ pub async fn pull_to_file(remote: Remote, options: &Options, dest: &Path) -> Res
     }
     // Read-only: changes left in the cache are kept, not published.
     let session = Session::open_remote(remote.clone(), &options.clone().read_only(true)).await?;
-    let Some(version) = session.version().cloned() else {
+    let Some(version) = session.remote_version().cloned() else {
         return Err(Error::DatabaseNotFound {
             url: remote.url().to_string(),
         });
@@ -99,7 +98,10 @@ pub async fn pull_to_file(remote: Remote, options: &Options, dest: &Path) -> Res
         version: version.clone(),
     };
     save_record(&record_path(options, &remote, &dest), &record)?;
-    Ok(PullReport { bytes, version })
+    Ok(PullReport {
+        bytes,
+        version: version.id(),
+    })
 }
 
 /// Publishes the SQLite file `file` as the database at `remote`.
@@ -137,7 +139,7 @@ pub async fn push_file(remote: Remote, options: &Options, file: &Path, force: bo
         WriteMode::Conditional
     };
     let in_flight =
-        InFlight::over(base.as_ref(), mode == WriteMode::LastWriterWins).with_attempt(layout::new_token(), "");
+        InFlight::over(base.as_ref(), mode == WriteMode::LastWriterWins).with_attempt(crate::token::new_token(), "");
     let bytes = std::fs::metadata(&snapshot_path)
         .map_err(Error::io("reading", &snapshot_path))?
         .len();
@@ -145,8 +147,7 @@ pub async fn push_file(remote: Remote, options: &Options, file: &Path, force: bo
         Some(kind) => kind,
         None => options.layout,
     };
-    let published = kind
-        .layout()
+    let published = layout::for_kind(kind, None)
         .publish(
             &remote,
             &snapshot_path,

@@ -63,9 +63,17 @@ async fn a_new_database_round_trips_as_a_plain_sqlite_file(backend: Backend) {
 
     let elsewhere = Session::open(&url, &backend.options()).await.unwrap();
     assert_eq!(notes(&elsewhere), ["hello"]);
+    assert!(matches!(elsewhere.version(), Some(sqlite_s3::Version::Object { .. })));
     // The version carries the writer's commit token, so that a retried
     // publish can recognise its own write.
-    assert_eq!(elsewhere.version().unwrap().lineage.len(), 1);
+    use object_store::ObjectStoreExt;
+    let (store, key) = backend.raw("app.db");
+    let got = store.get(&key).await.unwrap();
+    let lineage = got
+        .attributes
+        .get(&object_store::Attribute::Metadata("sqlites3lineage".into()))
+        .expect("a lineage");
+    assert_eq!(lineage.split(',').count(), 1, "{lineage:?}");
 }
 
 async fn a_database_written_by_another_tool_is_read_as_is(backend: Backend) {

@@ -4,8 +4,9 @@
 
 mod support;
 
-use sqlite_s3::layout::convert::{ConvertReport, convert};
-use sqlite_s3::layout::{self, LayoutKind};
+use sqlite_s3::LayoutKind;
+use sqlite_s3::admin::detect_layout;
+use sqlite_s3::admin::{ConvertReport, convert};
 use sqlite_s3::{Error, Remote, Session, WriteMode, history};
 use support::faults::{Fault, Faults, Op};
 use support::{Backend, Kind};
@@ -71,10 +72,10 @@ async fn a_versioned_database_made_before_markers_moves_to_single(backend: Backe
     insert(&mut db, "a").await;
     db.close().await.unwrap();
     remote.store().delete(remote.key()).await.unwrap();
-    assert_eq!(layout::detect(&remote).await.unwrap(), Some(LayoutKind::Versioned));
+    assert_eq!(detect_layout(&remote).await.unwrap(), Some(LayoutKind::Versioned));
 
     convert(&remote, LayoutKind::Single, None).await.unwrap();
-    assert_eq!(layout::detect(&remote).await.unwrap(), Some(LayoutKind::Single));
+    assert_eq!(detect_layout(&remote).await.unwrap(), Some(LayoutKind::Single));
     write(&backend, &remote, &["b"]).await;
     assert_eq!(notes_of(&backend, &remote).await, strings(&["a", "b"]));
 }
@@ -94,7 +95,7 @@ async fn moving_back_and_forth_keeps_the_data_and_the_history(backend: Backend) 
     );
     let marker = backend.raw_get("app.db").await.unwrap();
     assert!(marker.starts_with(b"sqlite-s3: this database moved"), "{marker:?}");
-    assert_eq!(layout::detect(&remote).await.unwrap(), Some(LayoutKind::Versioned));
+    assert_eq!(detect_layout(&remote).await.unwrap(), Some(LayoutKind::Versioned));
     assert_eq!(notes_of(&backend, &remote).await, strings(&["a", "b"]));
     write(&backend, &remote, &["c"]).await;
 
@@ -102,11 +103,11 @@ async fn moving_back_and_forth_keeps_the_data_and_the_history(backend: Backend) 
     assert_eq!((report.from, report.version), (LayoutKind::Versioned, Some(3)));
     let object = backend.raw_get("app.db").await.unwrap();
     assert_eq!(support::count_rows(&object, "notes"), 3, "a plain SQLite file again");
-    assert_eq!(layout::detect(&remote).await.unwrap(), Some(LayoutKind::Single));
+    assert_eq!(detect_layout(&remote).await.unwrap(), Some(LayoutKind::Single));
     let log = history::log(&remote).await.unwrap();
     assert_eq!(log.len(), 3);
     assert!(log[2].moved_to_single && !log[1].moved_to_single);
-    let refused = history::restore(&remote, history::Target::Version(1))
+    let refused = history::restore(&remote, history::RestorePoint::Version(1))
         .await
         .unwrap_err();
     assert!(
@@ -124,7 +125,9 @@ async fn moving_back_and_forth_keeps_the_data_and_the_history(backend: Backend) 
 
     let again = convert(&remote, LayoutKind::Versioned, None).await.unwrap();
     assert_eq!(again.version, None, "already there: nothing to do");
-    history::restore(&remote, history::Target::Version(2)).await.unwrap();
+    history::restore(&remote, history::RestorePoint::Version(2))
+        .await
+        .unwrap();
     assert_eq!(notes_of(&backend, &remote).await, strings(&["a", "b", "c"]));
 
     let absent = Remote::connect(&backend.url("none.db"), &backend.store_options()).unwrap();
@@ -143,7 +146,7 @@ async fn sessions_opened_before_a_move_follow_it(backend: Backend) {
     convert(&remote, LayoutKind::Versioned, None).await.unwrap();
     insert(&mut stale, "b").await;
     insert(&mut stale_lww, "c").await;
-    assert_eq!(layout::detect(&remote).await.unwrap(), Some(LayoutKind::Versioned));
+    assert_eq!(detect_layout(&remote).await.unwrap(), Some(LayoutKind::Versioned));
     assert_eq!(notes_of(&backend, &remote).await, strings(&["a", "b", "c"]));
 
     // And the other way.
@@ -152,7 +155,7 @@ async fn sessions_opened_before_a_move_follow_it(backend: Backend) {
     insert(&mut stale_lww, "e").await;
     stale.close().await.unwrap();
     stale_lww.close().await.unwrap();
-    assert_eq!(layout::detect(&remote).await.unwrap(), Some(LayoutKind::Single));
+    assert_eq!(detect_layout(&remote).await.unwrap(), Some(LayoutKind::Single));
     assert_eq!(notes_of(&backend, &remote).await, strings(&["a", "b", "c", "d", "e"]));
     let log = history::log(&remote).await.unwrap();
     assert!(log.last().unwrap().moved_to_single, "no version after the move");
@@ -205,7 +208,7 @@ async fn a_move_to_single_cut_short_is_finished_by_the_next_reader(backend: Back
 
     // A writer that still thinks it is versioned, and a fresh reader.
     assert_eq!(notes_of(&backend, &remote).await, strings(&["a", "b"]));
-    assert_eq!(layout::detect(&remote).await.unwrap(), Some(LayoutKind::Single));
+    assert_eq!(detect_layout(&remote).await.unwrap(), Some(LayoutKind::Single));
     write(&backend, &remote, &["c"]).await;
     let object = backend.raw_get("app.db").await.unwrap();
     assert_eq!(support::count_rows(&object, "notes"), 3);

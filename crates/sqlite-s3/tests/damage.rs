@@ -331,9 +331,10 @@ async fn a_new_database_is_created_in_one_layout_only_by_racing_writers() {
         for racer in racers {
             racer.await.unwrap();
         }
-        let layout = sqlite_s3::layout::detect(&sqlite_s3::Remote::connect(&url, &backend.store_options()).unwrap())
-            .await
-            .unwrap();
+        let layout =
+            sqlite_s3::admin::detect_layout(&sqlite_s3::Remote::connect(&url, &backend.store_options()).unwrap())
+                .await
+                .unwrap();
         let found = remote_rows(&backend).await;
         assert_eq!(
             found.len(),

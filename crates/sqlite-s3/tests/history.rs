@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use sqlite_s3::history::{self, Keep, Target};
+use sqlite_s3::history::{self, Keep, RestorePoint};
 use sqlite_s3::{Error, LayoutKind, Options, Session};
 use support::faults::{Faults, Op};
 use support::{Backend, Kind};
@@ -82,16 +82,16 @@ async fn restore_makes_an_old_state_the_newest_version(backend: Backend) {
     set(&mut db, 30).await;
     let r = remote(&backend, "app.db");
 
-    assert_eq!(history::restore(&r, Target::Version(1)).await.unwrap(), 4);
+    assert_eq!(history::restore(&r, RestorePoint::Version(1)).await.unwrap(), 4);
     assert_eq!(read(&backend, "app.db").await, 10);
     assert_eq!(history::log(&r).await.unwrap().len(), 4, "nothing deleted");
 
-    assert_eq!(history::restore(&r, Target::At(after_first)).await.unwrap(), 5);
+    assert_eq!(history::restore(&r, RestorePoint::At(after_first)).await.unwrap(), 5);
     assert_eq!(read(&backend, "app.db").await, 10);
-    assert_eq!(history::restore(&r, Target::Version(3)).await.unwrap(), 6);
+    assert_eq!(history::restore(&r, RestorePoint::Version(3)).await.unwrap(), 6);
     assert_eq!(read(&backend, "app.db").await, 30);
 
-    let err = history::restore(&r, Target::Version(99)).await.unwrap_err();
+    let err = history::restore(&r, RestorePoint::Version(99)).await.unwrap_err();
     assert!(err.to_string().contains("no version 99"), "{err}");
     // The writer that was open sees a conflict, not a silent overwrite.
     db.connection().execute("UPDATE kv SET v = 0", []).unwrap();
@@ -212,7 +212,7 @@ async fn gc_keeps_what_is_used_and_deletes_the_rest(backend: Backend) {
     assert_eq!(read(&backend, "app.db").await, 6);
     assert_eq!(history::log(&r).await.unwrap().last().unwrap().version, 6);
     // Restoring a deleted version is refused, not half-done.
-    assert!(history::restore(&r, Target::Version(1)).await.is_err());
+    assert!(history::restore(&r, RestorePoint::Version(1)).await.is_err());
 }
 
 /// A commit uploads its chunks, then gc runs before the commit creates its
@@ -265,69 +265,9 @@ async fn gc_never_deletes_the_chunks_of_a_commit_in_flight() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_commit_that_reuses_an_old_chunk_keeps_it_from_gc() {
-    use sqlite_s3::cache::state::InFlight;
-    use sqlite_s3::layout::versioned::Versioned;
-    use sqlite_s3::layout::{Layout, Published};
-    let backend = Backend::new(Kind::Memory).unwrap();
-    let r = remote(&backend, "app.db");
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    let mut bytes = vec![0u8; 3 * 256 * 1024];
-    fastrand::fill(&mut bytes);
-    std::fs::write(&a, &bytes).unwrap();
-    fastrand::fill(&mut bytes);
-    std::fs::write(&b, &bytes).unwrap();
-    let publish = |remote: sqlite_s3::Remote,
-                   file: std::path::PathBuf,
-                   base: Option<sqlite_s3::layout::RemoteVersion>| async move {
-        let token = format!("{:016x}", fastrand::u64(..));
-        match Versioned::default()
-            .publish(
-                &remote,
-                &file,
-                base.as_ref(),
-                sqlite_s3::WriteMode::Conditional,
-                &InFlight::over(base.as_ref(), false).with_attempt(token, ""),
-                None,
-            )
-            .await
-            .unwrap()
-            .published
-        {
-            Published::Current(v) => v,
-            Published::Superseded => unreachable!(),
-        }
-    };
-    let v1 = publish(r.clone(), a.clone(), None).await;
-    let v2 = publish(r.clone(), b.clone(), Some(v1)).await;
-    // A's chunks grow older than the grace period used below.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-
-    // A commit goes back to A's bytes: its chunks exist already. gc runs
-    // while the commit has uploaded them but not created its manifest.
-    let (slow, faults) = Faults::wrap(&r);
-    let held = faults.hold(Op::Put, |key| key.contains("/manifests/"));
-    let commit = tokio::spawn(publish(slow, a.clone(), Some(v2)));
-    held.reached.notified().await;
-    let report = history::gc(&r, Keep::Last(1), Duration::from_secs(1)).await.unwrap();
-    assert_eq!(report.manifests_deleted, 1, "{report:?}");
-    held.release.notify_one();
-    let v3 = commit.await.unwrap();
-
-    let copy = dir.path().join("copy");
-    let pulled = Versioned::default().pull(&r, None, None, &copy, None).await.unwrap();
-    assert!(
-        matches!(pulled, sqlite_s3::layout::Pulled::Downloaded { .. }),
-        "{pulled:?}"
-    );
-    assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&a).unwrap());
-    assert_eq!(v3.etag, "3");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_grace_period_gc_would_break_that_commit() {
-    // The control for the test above: it is the grace period that protects.
+    // The control for gc_never_deletes_the_chunks_of_a_commit_in_flight:
+    // it is the grace period that protects.
     let backend = Backend::new(Kind::Memory).unwrap();
     let err = gc_during_a_commit(&backend, Duration::ZERO).await.unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");

@@ -231,7 +231,7 @@ async fn writers_racing_on_one_object_each_land_once(backend: Backend) {
 #[tokio::test]
 async fn the_local_directory_store_passes_object_stores_own_checks() {
     let dir = tempfile::tempdir().unwrap();
-    let store = sqlite_s3::store::local::LocalStore::new(dir.path().to_path_buf()).unwrap();
+    let store = sqlite_s3::admin::LocalStore::new(dir.path().to_path_buf()).unwrap();
     object_store::integration::put_opts(&store, true).await;
     object_store::integration::get_opts(&store).await;
     object_store::integration::put_get_delete_list(&store).await;

@@ -1,6 +1,6 @@
 //! `sqlite-s3 convert URL --to single|versioned`.
 
-use sqlite_s3::layout::convert;
+use sqlite_s3::admin;
 use sqlite_s3::{LayoutKind, Result};
 
 use crate::cli::Layout;
@@ -14,7 +14,7 @@ pub async fn run(ctx: &mut Context, url: &str, to: Layout, quiet: bool) -> Resul
     };
     let remote = ctx.remote(url)?;
     let bar = (!quiet).then(progress::bar);
-    let report = convert::convert(&remote, to, bar.as_ref()).await?;
+    let report = admin::convert(&remote, to, bar.as_ref()).await?;
     if !quiet {
         match report.version {
             None => eprintln!("{url} is already in the {} layout; nothing changed", name(to)),

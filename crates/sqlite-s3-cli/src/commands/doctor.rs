@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use sqlite_s3::store::probe;
+use sqlite_s3::admin;
 use sqlite_s3::{Error, Result};
 
 use super::ignore_broken_pipe;
@@ -13,7 +13,7 @@ use crate::context::Context;
 /// code 11) when it does not honour conditional writes.
 pub async fn run(ctx: &mut Context, url: &str, format: InfoFormat) -> Result<()> {
     let remote = ctx.remote(url)?;
-    let report = probe::check(&remote).await?;
+    let report = admin::check_store(&remote).await?;
     let mut out = std::io::stdout().lock();
     let text = match format {
         InfoFormat::Json => serde_json::to_string_pretty(&report).expect("a report serializes") + "\n",

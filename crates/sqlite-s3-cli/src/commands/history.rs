@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use sqlite_s3::history::{self, Keep, Target};
+use sqlite_s3::history::{self, Keep, RestorePoint};
 use sqlite_s3::{Error, Result};
 
 use super::ignore_broken_pipe;
@@ -45,14 +45,14 @@ pub async fn log(ctx: &mut Context, url: &str, format: InfoFormat) -> Result<()>
 
 pub async fn restore(ctx: &mut Context, url: &str, version: Option<u64>, at: Option<&str>) -> Result<()> {
     let target = match (version, at) {
-        (Some(n), _) => Target::Version(n),
+        (Some(n), _) => RestorePoint::Version(n),
         (None, Some(at)) => {
             let time = chrono::DateTime::parse_from_rfc3339(at).map_err(|e| {
                 Error::InvalidState(format!(
                     "--at {at:?} is not an RFC 3339 time such as 2026-01-02T03:04:05Z: {e}"
                 ))
             })?;
-            Target::At(time.into())
+            RestorePoint::At(time.into())
         }
         (None, None) => unreachable!("clap requires --version or --at"),
     };

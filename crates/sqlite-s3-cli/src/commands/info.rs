@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use serde_json::json;
-use sqlite_s3::cache::{self, LocalCopy};
+use sqlite_s3::admin::{self, LocalCopy};
 use sqlite_s3::{Error, LayoutKind, Result, Session};
 
 use super::ignore_broken_pipe;
@@ -12,7 +12,7 @@ use crate::context::Context;
 
 pub async fn run(ctx: &mut Context, url: &str, format: InfoFormat) -> Result<()> {
     let remote = ctx.remote(url)?;
-    let local = cache::inspect(&ctx.options.resolved_cache_dir(), &remote)?;
+    let local = admin::local_copy(&ctx.options.resolved_cache_dir(), &remote)?;
     // info changes nothing: when the local copy holds unpublished changes,
     // or another process has it, read through a throwaway copy instead.
     let scratch = tempfile::tempdir().map_err(|source| Error::Io {
@@ -30,7 +30,7 @@ pub async fn run(ctx: &mut Context, url: &str, format: InfoFormat) -> Result<()>
         return Err(Error::DatabaseNotFound { url: url.to_string() });
     }
     let layout = session.layout();
-    let version = session.version().cloned();
+    let info = session.version_info();
     let meta = match layout {
         LayoutKind::Single => remote.head().await?,
         LayoutKind::Versioned => None,
@@ -61,8 +61,8 @@ pub async fn run(ctx: &mut Context, url: &str, format: InfoFormat) -> Result<()>
     let value = json!({
         "url": url,
         "layout": layout.name(),
-        "size": meta.as_ref().map(|m| m.size).or_else(|| version.as_ref().and_then(|v| v.manifest.as_ref()).map(|m| m.size)),
-        "version": version.as_ref().and_then(|v| v.manifest.as_ref()).map(|m| m.version),
+        "size": meta.as_ref().map(|m| m.size).or_else(|| info.as_ref().map(|v| v.size)),
+        "version": info.as_ref().map(|v| v.version),
         "page_size": to_json(page_size),
         "page_count": to_json(page_count),
         "journal_mode": to_json(journal_mode),
@@ -70,7 +70,7 @@ pub async fn run(ctx: &mut Context, url: &str, format: InfoFormat) -> Result<()>
         "last_modified": meta
             .as_ref()
             .map(|m| m.last_modified.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-            .or_else(|| version.as_ref().and_then(|v| v.manifest.as_ref()).map(|m| m.committed_at.clone())),
+            .or_else(|| info.as_ref().map(|v| v.committed_at.clone())),
         "local_copy": local_state,
         "local_changes": local_path,
         "tables": tables.iter().map(|(name, rows)| json!({"name": name, "rows": rows})).collect::<Vec<_>>(),

@@ -10,7 +10,7 @@ use crate::context::Context;
 pub async fn run(ctx: &mut Context, url: &str, quiet: bool) -> Result<()> {
     let remote = ctx.remote(url)?;
     let session = Session::open_remote(remote, &ctx.options).await?;
-    let version = session.version().map(|v| v.etag.clone());
+    let version = session.version();
     session.close().await?;
     if !quiet {
         match version {

@@ -17,7 +17,7 @@
 
 use sea_orm::{DatabaseConnection, SqlxSqliteConnector};
 
-use crate::Database;
+use crate::database::Database;
 
 /// A SeaORM connection over [`super::sqlx::pool`].
 ///

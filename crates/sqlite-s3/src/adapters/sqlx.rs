@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use crate::Database;
+use crate::database::Database;
 
 /// How long a statement waits for another connection's lock (a publish
 /// holds a read lock while it copies; a refresh a write lock).

@@ -19,28 +19,11 @@ pub mod state;
 
 use std::path::{Path, PathBuf};
 
+use crate::error::{Error, Result};
+use crate::layout::Version;
 use crate::store::Remote;
 
 pub use slot::Slot;
-
-/// The environment variable that overrides the default cache directory.
-pub const CACHE_DIR_ENV: &str = "SQLITE_S3_CACHE_DIR";
-
-/// The cache directory to use: the option, then `SQLITE_S3_CACHE_DIR`, then
-/// `/tmp/sqlite-s3` on AWS Lambda (the only writable place there), then the
-/// platform's cache directory, then the temporary directory.
-pub fn resolve_dir(option: Option<&Path>) -> PathBuf {
-    if let Some(dir) = option {
-        return dir.to_path_buf();
-    }
-    if let Some(dir) = std::env::var_os(CACHE_DIR_ENV).filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
-        return PathBuf::from("/tmp/sqlite-s3");
-    }
-    dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("sqlite-s3")
-}
 
 /// The folder of one database inside the cache directory.
 pub fn database_dir(cache_dir: &Path, remote: &Remote) -> PathBuf {
@@ -72,7 +55,7 @@ fn dir_for(cache_dir: &Path, remote: &Remote, identity: &str) -> PathBuf {
 /// spelled (before one bucket had one identity) into the database's
 /// folder, as further slots, so that what they hold is settled like any
 /// other slot's. Slots in use by another process are left where they are.
-pub fn adopt_legacy(cache_dir: &Path, remote: &Remote) -> crate::Result<()> {
+pub fn adopt_legacy(cache_dir: &Path, remote: &Remote) -> Result<()> {
     let Some(legacy) = remote.legacy_identity() else {
         return Ok(());
     };
@@ -81,7 +64,7 @@ pub fn adopt_legacy(cache_dir: &Path, remote: &Remote) -> crate::Result<()> {
         return Ok(());
     }
     let new = database_dir(cache_dir, remote);
-    std::fs::create_dir_all(&new).map_err(crate::Error::io("creating", &new))?;
+    std::fs::create_dir_all(&new).map_err(Error::io("creating", &new))?;
     for index in 0..slot::MAX_SLOTS {
         let from = old.join(format!("slot-{index}"));
         if !from.is_dir() {
@@ -95,13 +78,13 @@ pub fn adopt_legacy(cache_dir: &Path, remote: &Remote) -> crate::Result<()> {
         else {
             break;
         };
-        std::fs::rename(&from, &free).map_err(crate::Error::io("moving", &from))?;
+        std::fs::rename(&from, &free).map_err(Error::io("moving", &from))?;
         tracing::info!("adopted the working copy {} as {}", from.display(), free.display());
     }
     for folder in ["rescued", "damaged", "pulls"] {
         let (from, to) = (old.join(folder), new.join(folder));
         if from.is_dir() && !to.exists() {
-            std::fs::rename(&from, &to).map_err(crate::Error::io("moving", &from))?;
+            std::fs::rename(&from, &to).map_err(Error::io("moving", &from))?;
         }
     }
     Ok(())
@@ -115,8 +98,8 @@ pub enum LocalCopy {
     Absent,
     /// A working copy that matches the version it was pulled from.
     Clean {
-        /// The ETag it was pulled from (`None`: the database did not exist).
-        etag: Option<String>,
+        /// The version it was pulled from (`None`: the database did not exist).
+        version: Option<Version>,
     },
     /// A working copy with changes that were not published.
     Dirty {
@@ -131,7 +114,7 @@ pub enum LocalCopy {
 /// lock is kept, nothing is published or rolled back). Any copy with
 /// unpublished changes makes the answer [`LocalCopy::Dirty`]; then any copy
 /// in use makes it [`LocalCopy::InUse`]; otherwise the first copy decides.
-pub fn inspect(cache_dir: &Path, remote: &Remote) -> crate::Result<LocalCopy> {
+pub fn inspect(cache_dir: &Path, remote: &Remote) -> Result<LocalCopy> {
     let db_dir = database_dir(cache_dir, remote);
     let mut seen = Vec::new();
     for index in 0..slot::MAX_SLOTS {
@@ -149,7 +132,7 @@ pub fn inspect(cache_dir: &Path, remote: &Remote) -> crate::Result<LocalCopy> {
     })
 }
 
-fn inspect_slot(slot_dir: &Path) -> crate::Result<LocalCopy> {
+fn inspect_slot(slot_dir: &Path) -> Result<LocalCopy> {
     let Some(slot) = Slot::try_lock(slot_dir)? else {
         return Ok(LocalCopy::InUse);
     };
@@ -157,9 +140,9 @@ fn inspect_slot(slot_dir: &Path) -> crate::Result<LocalCopy> {
     if !db.exists() || slot.state.pulled_hash.is_none() {
         return Ok(LocalCopy::Absent);
     }
-    let etag = slot.state.version.as_ref().map(|v| v.etag.clone());
+    let version = slot.state.version.as_ref().map(|v| v.id());
     if slot.state.status == state::Status::Clean {
-        return Ok(LocalCopy::Clean { etag });
+        return Ok(LocalCopy::Clean { version });
     }
     let wal_has_frames = crate::sqlite::side_files(&db)
         .iter()
@@ -169,6 +152,6 @@ fn inspect_slot(slot_dir: &Path) -> crate::Result<LocalCopy> {
     if wal_has_frames || slot.state.pulled_hash.as_deref() != Some(hash.to_hex().as_str()) {
         Ok(LocalCopy::Dirty { path: db })
     } else {
-        Ok(LocalCopy::Clean { etag })
+        Ok(LocalCopy::Clean { version })
     }
 }

@@ -21,17 +21,6 @@ pub struct Slot {
 }
 
 impl Slot {
-    /// Locks the lowest free slot of a database folder. Returns `None` when
-    /// all [`MAX_SLOTS`] are in use.
-    pub fn acquire(db_dir: &Path) -> Result<Option<Slot>> {
-        for index in 0..MAX_SLOTS {
-            if let Some(slot) = Self::try_lock(&db_dir.join(format!("slot-{index}")))? {
-                return Ok(Some(slot));
-            }
-        }
-        Ok(None)
-    }
-
     /// Locks the slot in `dir` if no one holds it (creating it if needed).
     pub fn try_lock(dir: &Path) -> Result<Option<Slot>> {
         std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
@@ -63,11 +52,6 @@ impl Slot {
             .map(|i| db_dir.join(format!("slot-{i}")))
             .filter(|d| d != &self.dir && d.join("state.json").exists())
             .collect()
-    }
-
-    /// The folder of the slot.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// The working copy.
@@ -137,6 +121,16 @@ impl Slot {
         Ok(folder)
     }
 
+    /// Whether `file`, whose content hash is `hash`, holds something to
+    /// publish: it differs from what was pulled, and it is not a blank file
+    /// standing for a database that does not exist remotely.
+    pub fn needs_publishing(&self, file: &Path, hash: blake3::Hash) -> Result<bool> {
+        if self.state.pulled_hash.as_deref() == Some(hash.to_hex().as_str()) {
+            return Ok(false);
+        }
+        Ok(self.state.version.is_some() || !crate::sqlite::is_blank(file)?)
+    }
+
     /// Saves the state.
     pub fn save(&self) -> Result<()> {
         self.state.save(&self.dir.join("state.json"))
@@ -148,14 +142,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_held_slot_is_skipped_and_freed_on_drop() {
+    fn a_held_slot_is_refused_and_freed_on_drop() {
         let dir = tempfile::tempdir().unwrap();
-        let first = Slot::acquire(dir.path()).unwrap().unwrap();
-        let second = Slot::acquire(dir.path()).unwrap().unwrap();
-        assert!(first.dir().ends_with("slot-0"));
-        assert!(second.dir().ends_with("slot-1"));
+        let slot = dir.path().join("slot-0");
+        let first = Slot::try_lock(&slot).unwrap().expect("free");
+        assert!(Slot::try_lock(&slot).unwrap().is_none(), "held by the first");
         drop(first);
-        let again = Slot::acquire(dir.path()).unwrap().unwrap();
-        assert!(again.dir().ends_with("slot-0"));
+        assert!(Slot::try_lock(&slot).unwrap().is_some(), "freed on drop");
     }
 }

@@ -50,7 +50,7 @@ use tower::{Layer, Service};
 
 pub use replay::Replay;
 
-use crate::Database;
+use crate::database::Database;
 use crate::error::Error;
 use crate::options::RetryPolicy;
 

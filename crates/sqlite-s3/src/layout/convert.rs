@@ -27,59 +27,21 @@
 use std::path::Path;
 
 use object_store::{Attributes, GetOptions, PutPayload};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use super::contract::{Layout, Pulled};
+use super::in_flight::InFlight;
+use super::manifest::Manifest;
+use super::marker::{MARKER_MAX, Marker, marker_check};
 use super::single::SingleObject;
-use super::versioned::manifest::Manifest;
-use super::versioned::{Versioned, marker_check};
-use super::{Layout, LayoutKind, Pulled, RemoteVersion};
-use crate::cache::state::InFlight;
+use super::version::{ObjectVersion, RemoteVersion};
+use super::versioned::Versioned;
 use crate::error::{Error, Result};
+use crate::options::LayoutKind;
 use crate::options::WriteMode;
 use crate::progress::ProgressFn;
 use crate::store::Remote;
 use crate::store::cas::{self, Condition};
-
-/// How a marker's body begins; readable by anyone who downloads it.
-const MAGIC: &[u8] = b"sqlite-s3: this database moved to the versioned layout (KEY.sqlite-s3/)\n";
-
-/// Objects smaller than this may be markers; every SQLite file but the
-/// empty one is at least one 512-byte page.
-pub(crate) const MARKER_MAX: u64 = 512;
-
-/// What replaces the single object when the database moves to the
-/// versioned layout: the version the move creates, and who staged it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Marker {
-    /// The version the staged manifest becomes.
-    pub version: u64,
-    /// The writer token of the conversion (names the staged manifest).
-    pub writer: String,
-}
-
-impl Marker {
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut bytes = MAGIC.to_vec();
-        bytes.extend(serde_json::to_vec(self).expect("a marker serializes"));
-        bytes.push(b'\n');
-        bytes
-    }
-
-    /// The marker in `bytes`, `None` when they are not one.
-    pub(crate) fn decode(bytes: &[u8], remote: &Remote) -> Result<Option<Self>> {
-        let Some(json) = bytes.strip_prefix(MAGIC) else {
-            return Ok(None);
-        };
-        serde_json::from_slice(json).map(Some).map_err(|e| Error::Corrupt {
-            url: remote.url().to_string(),
-            reason: format!("the marker of a move to the versioned layout does not parse: {e}"),
-        })
-    }
-
-    pub(crate) fn staged(&self, remote: &Remote) -> String {
-        format!("{}.sqlite-s3/staged/{}", remote.key(), self.writer)
-    }
-}
 
 /// What the single object's key holds.
 #[derive(Debug)]
@@ -193,11 +155,12 @@ async fn finish(remote: &Remote, state: State, file: Option<&Path>) -> Result<()
                     scratch.path()
                 }
             };
-            let base = marker_etag.map(|(etag, object_version)| RemoteVersion {
-                etag,
-                object_version,
-                lineage: Vec::new(),
-                manifest: None,
+            let base = marker_etag.map(|(etag, object_version)| {
+                RemoteVersion::Object(ObjectVersion {
+                    etag,
+                    object_version,
+                    lineage: Vec::new(),
+                })
             });
             let in_flight = InFlight::over(base.as_ref(), false).with_attempt(&moved.writer, "");
             let published = SingleObject
@@ -252,7 +215,7 @@ const ATTEMPTS: usize = 5;
 /// when the single object is not a SQLite file; [`Error::InvalidState`] when
 /// both layouts hold a database.
 pub async fn convert(remote: &Remote, to: LayoutKind, progress: Option<&ProgressFn>) -> Result<ConvertReport> {
-    let writer = super::new_token();
+    let writer = crate::token::new_token();
     for _ in 0..ATTEMPTS {
         let state = state(remote).await?;
         match state {
@@ -309,7 +272,10 @@ pub async fn convert(remote: &Remote, to: LayoutKind, progress: Option<&Progress
 async fn to_versioned(remote: &Remote, writer: &str, progress: Option<&ProgressFn>) -> Result<Option<u64>> {
     let scratch = tempfile::NamedTempFile::new().map_err(Error::io("creating", Path::new("a temporary file")))?;
     let version = match SingleObject.pull(remote, None, None, scratch.path(), progress).await? {
-        Pulled::Downloaded { version, .. } => version,
+        Pulled::Downloaded {
+            version: RemoteVersion::Object(version),
+            ..
+        } => version,
         _ => return Ok(None),
     };
     crate::sqlite::quick_check(scratch.path()).map_err(|reason| Error::NotADatabase {

@@ -16,10 +16,11 @@ use futures::StreamExt;
 use object_store::{Attribute, Attributes, GetOptions, PutMode, PutOptions, PutPayload};
 use tokio::io::AsyncWriteExt;
 
-use super::convert::{MARKER_MAX, Marker};
+use super::contract::{Base, Found, Landed, Layout, Published, Pulled, conflict, fenced, publish_unknown, with_fence};
+use super::in_flight::InFlight;
+use super::marker::{MARKER_MAX, Marker};
+use super::version::{ObjectVersion, RemoteVersion, Version, extend_lineage};
 use super::versioned::Versioned;
-use super::{Found, Landed, Layout, Published, Pulled, RemoteVersion, extend_lineage};
-use crate::cache::state::InFlight;
 use crate::error::{Error, Result};
 use crate::options::WriteMode;
 use crate::progress::{Direction, ProgressFn, report};
@@ -68,7 +69,7 @@ impl SingleObject {
         progress: Option<&ProgressFn>,
     ) -> Result<Option<Pulled>> {
         let options = GetOptions {
-            if_none_match: known.map(|v| v.etag.clone()),
+            if_none_match: known.and_then(RemoteVersion::as_object).map(|v| v.etag.clone()),
             ..Default::default()
         };
         let result = match remote.store().get_opts(remote.key(), options).await {
@@ -86,12 +87,11 @@ impl SingleObject {
                 remote.url()
             ))
         })?;
-        let version = RemoteVersion {
+        let version = RemoteVersion::Object(ObjectVersion {
             etag,
             object_version: result.meta.version.clone(),
             lineage: lineage_of(&result.attributes),
-            manifest: None,
-        };
+        });
         let expected = result.meta.size;
         let mut file = tokio::fs::File::create(dest)
             .await
@@ -142,15 +142,11 @@ impl SingleObject {
 
 #[async_trait]
 impl Layout for SingleObject {
-    fn name(&self) -> &'static str {
-        "single"
-    }
-
     async fn pull(
         &self,
         remote: &Remote,
         known: Option<&RemoteVersion>,
-        _base_file: Option<super::Base<'_>>,
+        _base_file: Option<Base<'_>>,
         dest: &Path,
         progress: Option<&ProgressFn>,
     ) -> Result<Pulled> {
@@ -193,7 +189,7 @@ impl Layout for SingleObject {
                 .await?
                 .is_some_and(|m| m.moved_to_single);
             if !moving {
-                return Err(super::conflict(remote));
+                return Err(conflict(remote));
             }
         }
         report(progress, Direction::Upload, 0, total);
@@ -203,9 +199,11 @@ impl Layout for SingleObject {
         attributes.insert(Attribute::ContentType, "application/vnd.sqlite3".into());
         // Last writer wins, too, tries the condition first: it may write over
         // anything but the marker of a move to the versioned layout.
-        let condition = match base {
+        let condition = match base.map(RemoteVersion::as_object) {
             None => Condition::Absent,
-            Some(base) => Condition::matches(&base.etag, base.object_version.clone()),
+            Some(Some(base)) => Condition::matches(&base.etag, base.object_version.clone()),
+            // A version of the other layout: the database moved since.
+            Some(None) => return Err(conflict(remote)),
         };
         let payload = PutPayload::from(bytes);
         let outcome = cas::put(
@@ -230,22 +228,23 @@ impl Layout for SingleObject {
                 match remote.store().put_opts(remote.key(), payload, options).await {
                     Ok(put) => put,
                     // Not conditional: whether it landed cannot be told.
-                    Err(e) => return Err(super::publish_unknown(remote, remote.error("uploading", e))),
+                    Err(e) => {
+                        return Err(publish_unknown(remote, remote.error("uploading", e)));
+                    }
                 }
             }
-            cas::Outcome::Taken => return Err(super::conflict(remote)),
-            cas::Outcome::Unknown(error) => return Err(super::publish_unknown(remote, error)),
+            cas::Outcome::Taken => return Err(conflict(remote)),
+            cas::Outcome::Unknown(error) => return Err(publish_unknown(remote, error)),
         };
         report(progress, Direction::Upload, total, total);
         // It landed. Without an ETag its version cannot be named: the next
         // pull downloads whatever is newest.
         let published = match written.e_tag {
-            Some(etag) => Published::Current(RemoteVersion {
+            Some(etag) => Published::Current(RemoteVersion::Object(ObjectVersion {
                 etag,
                 object_version: written.version,
                 lineage,
-                manifest: None,
-            }),
+            })),
             None => Published::Superseded,
         };
         Ok(Found {
@@ -269,11 +268,16 @@ impl Layout for SingleObject {
                 "a first publish of a database cannot be fenced off without creating it".into(),
             ));
         };
+        // A version of the other layout: the database moved since, and
+        // no try made over it can land here.
+        let Some(object) = base.as_object() else {
+            return self.landed(remote, in_flight).await;
+        };
         // The base's bytes, with the change counter moved on: the same
         // database, but another object (S3's ETag is the MD5 of the bytes,
         // so the very same bytes would bring the base's ETag back).
         let options = GetOptions {
-            if_match: Some(base.etag.clone()),
+            if_match: Some(object.etag.clone()),
             ..Default::default()
         };
         let mut bytes = match remote.store().get_opts(remote.key(), options).await {
@@ -293,8 +297,8 @@ impl Layout for SingleObject {
         let counter = u32::from_be_bytes([bytes[24], bytes[25], bytes[26], bytes[27]]).wrapping_add(1);
         bytes[24..28].copy_from_slice(&counter.to_be_bytes());
         bytes[92..96].copy_from_slice(&counter.to_be_bytes());
-        let token = super::new_token();
-        let fence = super::with_fence(in_flight, &token);
+        let token = crate::token::new_token();
+        let fence = with_fence(in_flight, &token);
         let mut attributes = Attributes::new();
         let lineage = extend_lineage(&token, Some(base));
         attributes.insert(Attribute::Metadata(LINEAGE_ATTRIBUTE.into()), lineage.join(",").into());
@@ -304,12 +308,12 @@ impl Layout for SingleObject {
             remote.key(),
             PutPayload::from(bytes),
             attributes,
-            &Condition::matches(&base.etag, base.object_version.clone()),
+            &Condition::matches(&object.etag, object.object_version.clone()),
             "fencing off an earlier publish",
             |tries| self.check(remote, &fence, tries),
         )
         .await?;
-        Ok(super::fenced(outcome, fence.attempts.len() - 1))
+        Ok(fenced(outcome, fence.attempts.len() - 1))
     }
 }
 
@@ -335,12 +339,11 @@ impl SingleObject {
         for (position, token) in lineage.iter().enumerate() {
             if let Some(attempt) = in_flight.attempt(token) {
                 let published = match position {
-                    0 => Published::Current(RemoteVersion {
+                    0 => Published::Current(RemoteVersion::Object(ObjectVersion {
                         etag: head.meta.e_tag.clone().unwrap_or_default(),
                         object_version: head.meta.version.clone(),
                         lineage,
-                        manifest: None,
-                    }),
+                    })),
                     _ => Published::Superseded,
                 };
                 return Ok(Landed::Yes(Found { attempt, published }));
@@ -357,7 +360,9 @@ impl SingleObject {
             // Created by another writer; an object is never deleted.
             return Ok(Landed::Never);
         };
-        if head.meta.e_tag.as_deref() == Some(base.as_str()) {
+        if let Version::Object { etag } = base
+            && head.meta.e_tag.as_deref() == Some(etag.as_str())
+        {
             return Ok(Landed::NotYet);
         }
         if !tries.ambiguous && in_flight.attempts.len() == 1 {

@@ -29,10 +29,10 @@ use rusqlite::Connection;
 use crate::cache::state::{Installing, Status};
 use crate::cache::{self, Slot};
 use crate::error::{Error, Result};
-use crate::layout::versioned::cache::ChunkCache;
-use crate::layout::{self, LayoutKind, Pulled, RemoteVersion};
+use crate::layout::versioned::ChunkCache;
+use crate::layout::{self, Pulled, RemoteVersion, Version, VersionInfo};
 use crate::location::DatabaseUrl;
-use crate::options::Options;
+use crate::options::{LayoutKind, Options, resolve_cache_dir};
 use crate::sqlite::{self, header};
 use crate::store::Remote;
 
@@ -103,7 +103,7 @@ impl Session {
     /// [`Error::UnpublishedChanges`] when an earlier session left changes
     /// that cannot be published; [`Error::Busy`] when every slot is taken.
     pub async fn open_remote(remote: Remote, options: &Options) -> Result<Self> {
-        let cache_dir = cache::resolve_dir(options.cache_dir.as_deref());
+        let cache_dir = resolve_cache_dir(options.cache_dir.as_deref());
         let remote = remote.remember_store_checks_in(&cache_dir);
         let db_dir = cache::database_dir(&cache_dir, &remote);
         cache::adopt_legacy(&cache_dir, &remote)?;
@@ -192,7 +192,19 @@ impl Session {
 
     /// The remote version the working copy was pulled from or last published
     /// as (`None`: the database does not exist remotely yet).
-    pub fn version(&self) -> Option<&RemoteVersion> {
+    pub fn version(&self) -> Option<Version> {
+        self.slot.state.version.as_ref().map(RemoteVersion::id)
+    }
+
+    /// What `sqlite-s3 log` shows of [`Session::version`], for a database
+    /// in the versioned layout: when it was committed, its size, its writer.
+    pub fn version_info(&self) -> Option<VersionInfo> {
+        self.slot.state.version.as_ref().and_then(RemoteVersion::info)
+    }
+
+    /// The remote version the working copy was pulled from or last
+    /// published as, as the layout knows it.
+    pub(crate) fn remote_version(&self) -> Option<&RemoteVersion> {
         self.slot.state.version.as_ref()
     }
 
@@ -208,14 +220,14 @@ impl Session {
             sqlite::checkpoint(self.connection())?;
             let db = self.slot.db_path();
             let (hash, _) = sqlite::hash_file(&db)?;
-            return needs_publishing(&self.slot, &db, hash);
+            return self.slot.needs_publishing(&db, hash);
         }
         let Some(snapshot) = self.snapshot()? else {
             return Ok(false);
         };
         let answer =
-            sqlite::hash_file(&snapshot.path).and_then(|(hash, _)| needs_publishing(&self.slot, &snapshot.path, hash));
-        remove_database(&snapshot.path)?;
+            sqlite::hash_file(&snapshot.path).and_then(|(hash, _)| self.slot.needs_publishing(&snapshot.path, hash));
+        sqlite::remove_database(&snapshot.path)?;
         if let Ok(false) = answer
             && self.slot.state.publishing.is_none()
             && !self.wrote.load(Ordering::SeqCst)
@@ -281,7 +293,7 @@ impl Session {
         };
         let published = self.publish_file(&file, guard).await;
         if data_version.is_some() {
-            remove_database(&file)?;
+            sqlite::remove_database(&file)?;
         }
         let (uploaded, bytes) = published?;
         self.wrote.store(false, Ordering::SeqCst);
@@ -303,7 +315,7 @@ impl Session {
         Fut: std::future::Future<Output = Result<()>>,
     {
         let (hash, bytes) = sqlite::hash_file(file)?;
-        if self.slot.state.publishing.is_none() && !needs_publishing(&self.slot, file, hash)? {
+        if self.slot.state.publishing.is_none() && !self.slot.needs_publishing(file, hash)? {
             return Ok((false, bytes));
         }
         if self.options.read_only {
@@ -318,7 +330,7 @@ impl Session {
         let published = publish::publish_slot(
             &mut self.slot,
             &self.remote,
-            layout.layout().as_ref(),
+            layout::for_kind(layout, None).as_ref(),
             self.options.write_mode,
             file,
             hash,
@@ -331,7 +343,7 @@ impl Session {
                 // Nothing of this publish was sent. Earlier ones of changes
                 // in the copy may be recorded: settle them first, so that
                 // what is set aside is known to be in the remote, or not.
-                let layout = self.layout().layout();
+                let layout = layout::for_kind(self.layout(), None);
                 let earlier = publish::resolve_in_flight(&mut self.slot, &self.remote, layout.as_ref()).await?;
                 let fate =
                     recovery::tries_before_setting_aside(&mut self.slot, &self.remote, layout.as_ref(), earlier, true)
@@ -421,7 +433,7 @@ impl Session {
         if self.slot.state.publishing.is_none() || self.options.read_only {
             return;
         }
-        let layout = self.layout().layout();
+        let layout = layout::for_kind(self.layout(), None);
         let fate = match publish::resolve_in_flight(&mut self.slot, &self.remote, layout.as_ref()).await {
             Ok(earlier) => {
                 recovery::tries_before_setting_aside(&mut self.slot, &self.remote, layout.as_ref(), earlier, true).await
@@ -445,7 +457,7 @@ impl Session {
     async fn discard_disconnected(&mut self) -> Result<RefreshOutcome> {
         // Forget the version before anything else: whatever happens next, the
         // discarded changes are never taken for changes to publish on it.
-        remove_database(&self.slot.db_path())?;
+        sqlite::remove_database(&self.slot.db_path())?;
         let state = &mut self.slot.state;
         (state.version, state.pulled_hash, state.publishing, state.installing) = (None, None, None, None);
         self.slot.save()?;
@@ -523,7 +535,7 @@ impl Session {
         });
         let outcome = match pulled {
             Err(e) => {
-                remove_database(&dest)?;
+                sqlite::remove_database(&dest)?;
                 return Err(e);
             }
             Ok(Pulled::Unchanged) => RefreshOutcome::Unchanged,
@@ -542,7 +554,7 @@ impl Session {
             }
             Ok(Pulled::Downloaded { version, hash, bytes }) => {
                 if let Err(e) = check_download(self.remote.url().to_string(), &dest).await {
-                    remove_database(&dest)?;
+                    sqlite::remove_database(&dest)?;
                     return Err(e);
                 }
                 self.replace_working_copy(Some(&dest), Some((version, hash)), overwrite)?;
@@ -587,7 +599,7 @@ impl Session {
         let db = self.slot.db_path();
         let (source, version, hash) = self.announce_install(download, pulled)?;
         for side in sqlite::side_files(&db) {
-            remove_file(&side)?;
+            sqlite::remove_file(&side)?;
         }
         std::fs::rename(&source, &db).map_err(Error::io("renaming into place", &db))?;
         let state = &mut self.slot.state;
@@ -676,16 +688,6 @@ impl Drop for Session {
     }
 }
 
-/// Whether `file`, whose content hash is `hash`, holds something to
-/// publish: it differs from what was pulled, and it is not a blank file
-/// standing for a database that does not exist remotely.
-pub(crate) fn needs_publishing(slot: &Slot, file: &Path, hash: blake3::Hash) -> Result<bool> {
-    if slot.state.pulled_hash.as_deref() == Some(hash.to_hex().as_str()) {
-        return Ok(false);
-    }
-    Ok(slot.state.version.is_some() || !sqlite::is_blank(file)?)
-}
-
 /// Checks that a download is a sound SQLite database.
 async fn check_download(url: String, dest: &Path) -> Result<()> {
     let bytes = std::fs::metadata(dest).map_err(Error::io("reading", dest))?.len();
@@ -708,23 +710,6 @@ async fn check_download(url: String, dest: &Path) -> Result<()> {
             .map_err(|reason| Error::Corrupt { url, reason })?;
     }
     Ok(())
-}
-
-/// Removes a database file and the journal, WAL and shared-memory files
-/// beside it. A stale WAL next to a new database file would corrupt it.
-fn remove_database(db: &Path) -> Result<()> {
-    for path in std::iter::once(db.to_path_buf()).chain(sqlite::side_files(db)) {
-        remove_file(&path)?;
-    }
-    Ok(())
-}
-
-fn remove_file(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io("removing", path)(e)),
-    }
 }
 
 /// Sessions move between threads: their futures must be `Send`, so that

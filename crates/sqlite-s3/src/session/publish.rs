@@ -10,9 +10,8 @@
 use std::path::Path;
 
 use crate::cache::Slot;
-use crate::cache::state::InFlight;
 use crate::error::{Error, Result};
-use crate::layout::{Landed, Layout, Published};
+use crate::layout::{InFlight, Landed, Layout, Published};
 use crate::options::WriteMode;
 use crate::progress::ProgressFn;
 use crate::sqlite::{self, header};
@@ -76,7 +75,7 @@ pub(crate) async fn publish_slot(
             .publishing
             .take()
             .unwrap_or_else(|| InFlight::over(base.as_ref(), mode == WriteMode::LastWriterWins))
-            .with_attempt(crate::layout::new_token(), hash.clone());
+            .with_attempt(crate::token::new_token(), hash.clone());
         slot.state.publishing = Some(in_flight.clone());
         slot.save()?;
         let found = match layout

@@ -33,7 +33,6 @@ use crate::sqlite::{self, header};
 use crate::store::Remote;
 
 use super::publish::{self, Earlier};
-use super::remove_database;
 
 /// How a slot was left.
 #[derive(Debug)]
@@ -56,12 +55,12 @@ pub(crate) async fn settle(slot: &mut Slot, remote: &Remote, options: &Options) 
         verify_clean(slot, remote).await?;
         return Ok(Settled::Clean);
     }
-    let layout = slot.state.layout.unwrap_or(options.layout).layout();
+    let layout = crate::layout::for_kind(slot.state.layout.unwrap_or(options.layout), None);
     let layout = layout.as_ref();
     let db = slot.db_path();
     if !db.exists() {
         for side in sqlite::side_files(&db) {
-            super::remove_file(&side)?;
+            sqlite::remove_file(&side)?;
         }
         return finish(slot);
     }
@@ -83,7 +82,7 @@ pub(crate) async fn settle(slot: &mut Slot, remote: &Remote, options: &Options) 
             return Ok(Settled::Clean);
         }
     };
-    if !super::needs_publishing(slot, &db, hash)? {
+    if !slot.needs_publishing(&db, hash)? {
         slot.state.publishing = None;
         return finish(slot);
     }
@@ -182,7 +181,7 @@ async fn verify_clean(slot: &mut Slot, remote: &Remote) -> Result<()> {
         .any(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0));
     if !db.exists() {
         for side in sqlite::side_files(&db) {
-            super::remove_file(&side)?;
+            sqlite::remove_file(&side)?;
         }
         return Ok(());
     }
@@ -395,7 +394,7 @@ fn rescue(slot: &mut Slot, db: &Path) -> Result<PathBuf> {
         .as_millis();
     let target = rescue.join(format!("{stamp}-{}.sqlite", fastrand::u32(..)));
     std::fs::rename(db, &target).map_err(Error::io("moving aside", db))?;
-    remove_database(db)?;
+    sqlite::remove_database(db)?;
     let state = &mut slot.state;
     (state.version, state.pulled_hash, state.publishing) = (None, None, None);
     finish(slot)?;

@@ -71,7 +71,7 @@ impl Session {
         let db = self.slot.db_path();
         let synced = self.synced();
         let conn = self.connection();
-        let restored = sqlite::restore(&db, &source, || {
+        let restored = sqlite::restore_snapshot(&db, &source, || {
             if overwrite || (synced.is_some() && synced == Some(data_version(conn)?)) {
                 Ok(())
             } else {
@@ -82,7 +82,7 @@ impl Session {
                 )))
             }
         });
-        super::remove_database(&source)?;
+        sqlite::remove_database(&source)?;
         if let Err(e) = restored {
             self.slot.state.installing = None;
             self.slot.save()?;

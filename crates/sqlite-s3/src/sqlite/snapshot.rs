@@ -57,7 +57,7 @@ fn snapshot_now(conn: &Connection, dest: &Path) -> Result<()> {
 /// # Failure
 /// As [`snapshot`]; [`Error::InvalidState`] when the page sizes differ and
 /// `db` is in WAL mode, which SQLite cannot copy into.
-pub fn restore(db: &Path, source: &Path, still_ok: impl FnOnce() -> Result<()>) -> Result<()> {
+pub fn restore_snapshot(db: &Path, source: &Path, still_ok: impl FnOnce() -> Result<()>) -> Result<()> {
     off_the_runtime(|| restore_now(db, source, still_ok))
 }
 
@@ -175,7 +175,7 @@ fn mark_rollback_journal(path: &Path) -> Result<()> {
 }
 
 fn remove(path: &Path) -> Result<()> {
-    for file in std::iter::once(path.to_path_buf()).chain(super::side_files(path)) {
+    for file in std::iter::once(path.to_path_buf()).chain(super::file::side_files(path)) {
         match std::fs::remove_file(&file) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -263,7 +263,7 @@ mod tests {
 
         // The check runs while the restore holds the write lock: nobody
         // can commit then. Refused, nothing changes.
-        let refused = restore(&db, &source, || {
+        let refused = restore_snapshot(&db, &source, || {
             other.busy_timeout(Duration::ZERO).unwrap();
             assert!(
                 other.execute("INSERT INTO t VALUES (2)", []).is_err(),
@@ -275,7 +275,7 @@ mod tests {
         other.busy_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!(rows(&other), [1]);
 
-        restore(&db, &source, || Ok(())).unwrap();
+        restore_snapshot(&db, &source, || Ok(())).unwrap();
         assert_eq!(rows(&other), [7, 8]);
         // After a checkpoint the working copy holds the source's content.
         other
@@ -290,11 +290,11 @@ mod tests {
         let (db, other) = wal_database_with_one_row(dir.path());
         let empty = dir.path().join("empty.sqlite");
         std::fs::write(&empty, b"").unwrap();
-        assert!(restore(&db, &empty, || Err(Error::InvalidState("no".into()))).is_err());
+        assert!(restore_snapshot(&db, &empty, || Err(Error::InvalidState("no".into()))).is_err());
         assert_eq!(rows(&other), [1]);
 
         std::fs::write(&empty, b"").unwrap();
-        restore(&db, &empty, || Ok(())).unwrap();
+        restore_snapshot(&db, &empty, || Ok(())).unwrap();
         let tables: i64 = other
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
             .unwrap();

@@ -29,7 +29,7 @@ pub(super) fn build(url: &DatabaseUrl, options: &StoreOptions) -> Result<(Micros
     let endpoint = builder.get_config_value(&AzureConfigKey::Endpoint);
     if let Some(allow) = options
         .allow_http
-        .or(super::plain_http(endpoint.as_deref()).then_some(true))
+        .or(super::identity::plain_http(endpoint.as_deref()).then_some(true))
     {
         builder = builder.with_allow_http(allow);
     }

@@ -34,8 +34,8 @@ use std::future::Future;
 use object_store::path::Path;
 use object_store::{Attributes, PutMode, PutOptions, PutPayload, PutResult, UpdateVersion};
 
-use super::Remote;
-use super::retry::is_transient;
+use super::failure::{is_transient, status_of};
+use super::remote::Remote;
 use crate::error::{Error, Result};
 
 /// What a conditional write requires of the object.
@@ -218,9 +218,7 @@ fn is_answer(error: &object_store::Error) -> bool {
         | object_store::Error::NotSupported { .. }
         | object_store::Error::NotImplemented { .. }
         | object_store::Error::InvalidPath { .. } => true,
-        object_store::Error::Generic { .. } => {
-            super::retry::status_of(error).is_some_and(|status| (400..500).contains(&status))
-        }
+        object_store::Error::Generic { .. } => status_of(error).is_some_and(|status| (400..500).contains(&status)),
         _ => false,
     }
 }

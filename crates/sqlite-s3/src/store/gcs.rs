@@ -25,7 +25,7 @@ pub(super) fn build(url: &DatabaseUrl, options: &StoreOptions) -> Result<(Google
         .with_config(ClientConfigKey::Timeout, "15m");
     if let Some(allow) = options
         .allow_http
-        .or(super::plain_http(endpoint.as_deref()).then_some(true))
+        .or(super::identity::plain_http(endpoint.as_deref()).then_some(true))
     {
         client = client.with_allow_http(allow);
     }

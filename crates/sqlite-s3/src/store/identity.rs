@@ -9,12 +9,13 @@
 //! - Keys: as the store reads them (`a//b` is `a/b`).
 //! - Directories of `file://` URLs: the real path, links resolved.
 
-use super::Remote;
-use crate::location::Scheme;
+use object_store::path::Path;
 
-/// The identity of the database at `remote`.
-pub(crate) fn of(remote: &Remote) -> String {
-    let url = remote.url();
+use crate::location::{DatabaseUrl, Scheme};
+
+/// The identity of the database at `key` of the store `url` names, reached
+/// through `endpoint`.
+pub(crate) fn of(url: &DatabaseUrl, endpoint_name: Option<&str>, key: &Path) -> String {
     let bucket = match url.directory() {
         Some(dir) => std::fs::canonicalize(&dir)
             .unwrap_or(dir)
@@ -23,11 +24,7 @@ pub(crate) fn of(remote: &Remote) -> String {
         None => url.bucket().to_string(),
     };
     let scheme = url.scheme_name();
-    let mut identity = format!(
-        "{}\n{scheme}://{bucket}/{}",
-        endpoint(remote.endpoint_name()),
-        remote.key()
-    );
+    let mut identity = format!("{}\n{scheme}://{bucket}/{}", endpoint(endpoint_name), key);
     if url.scheme() == Scheme::Memory {
         // A memory store lives and dies with its process, and its ETags
         // restart with it: a cached copy must never outlive it.
@@ -40,12 +37,12 @@ pub(crate) fn of(remote: &Remote) -> String {
 /// and the URL as given), when it differs from [`of`]: working copies kept
 /// under it are adopted (`cache::adopt_legacy`). `None` for memory stores,
 /// whose copies never outlive their process.
-pub(crate) fn legacy(remote: &Remote) -> Option<String> {
-    if remote.url().scheme() == Scheme::Memory {
+pub(crate) fn legacy(url: &DatabaseUrl, endpoint_name: Option<&str>, key: &Path) -> Option<String> {
+    if url.scheme() == Scheme::Memory {
         return None;
     }
-    let old = format!("{}\n{}", remote.endpoint_name().unwrap_or(""), remote.url());
-    (old != of(remote)).then_some(old)
+    let old = format!("{}\n{}", endpoint_name.unwrap_or(""), url);
+    (old != of(url, endpoint_name, key)).then_some(old)
 }
 
 /// An endpoint, spelled one way. See the module docs.
@@ -68,6 +65,12 @@ pub(crate) fn endpoint(endpoint: Option<&str>) -> String {
     let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
     let path = parsed.path().trim_end_matches('/');
     format!("{}://{host}{port}{path}", parsed.scheme())
+}
+
+/// Whether an endpoint is plain HTTP (any capitalisation): allowed then
+/// without further settings.
+pub(crate) fn plain_http(endpoint: Option<&str>) -> bool {
+    endpoint.is_some_and(|e| e.get(..7).is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://")))
 }
 
 #[cfg(test)]

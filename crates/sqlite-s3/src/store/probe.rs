@@ -29,7 +29,7 @@ use object_store::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::Remote;
+use super::remote::Remote;
 use crate::error::{Error, Result};
 use crate::location::Scheme;
 
@@ -90,7 +90,7 @@ pub async fn ensure_conditional(remote: &Remote) -> Result<()> {
     {
         return Ok(());
     }
-    let file = remembered_at(&crate::cache::resolve_dir(remote.cache_dir()), &name);
+    let file = remembered_at(&crate::options::resolve_cache_dir(remote.cache_dir()), &name);
     if let Ok(bytes) = std::fs::read(&file)
         && let Ok(passed) = serde_json::from_slice::<Passed>(&bytes)
         && passed.store == name
@@ -168,7 +168,7 @@ fn probe_key(remote: &Remote) -> Key {
     Key::from(format!(
         "{}.sqlite-s3-probe-{}",
         remote.key(),
-        crate::layout::new_token()
+        crate::token::new_token()
     ))
 }
 

@@ -23,88 +23,19 @@ use std::fmt;
 use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
+
+use super::failure::is_transient;
+use crate::options::RequestRetry;
 use object_store::{
     CopyOptions, GetOptions, GetRange, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
     ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
-
-/// How often, and how patiently, a request is sent again after a
-/// transient failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RequestRetry {
-    /// Tries in all, the first included (at least 1).
-    pub max_attempts: u32,
-    /// Upper bound of the first pause; it doubles after each failure.
-    pub base_delay: Duration,
-    /// Upper bound of any pause.
-    pub max_delay: Duration,
-}
-
-impl Default for RequestRetry {
-    /// Eight tries, pauses of up to 50 ms doubling to 2 s: about 5 s at
-    /// most before a store that stays down is reported.
-    fn default() -> Self {
-        Self {
-            max_attempts: 8,
-            base_delay: Duration::from_millis(50),
-            max_delay: Duration::from_secs(2),
-        }
-    }
-}
-
-impl RequestRetry {
-    /// The pause after failed try `attempt` (1-based): a random duration
-    /// up to `min(max_delay, base_delay * 2^(attempt-1))`.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-        exp.min(self.max_delay).mul_f64(fastrand::f64())
-    }
-}
-
-/// Whether a store error may pass if the request is sent again: no
-/// connection, a reset, a timeout, a body cut short, a 5xx answer, 408 or
-/// 429 (throttling). Refusals (4xx), missing objects and failed conditions
-/// are answers, not failures.
-pub fn is_transient(error: &object_store::Error) -> bool {
-    if !matches!(error, object_store::Error::Generic { .. }) {
-        return false;
-    }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if e.downcast_ref::<object_store::client::HttpError>().is_some() {
-            return true;
-        }
-        source = e.source();
-    }
-    match status_of(error) {
-        // S3 answers 400 RequestTimeout when a request body came too slowly.
-        Some(400) => super::chain_text(error).contains("RequestTimeout"),
-        // 501 Not Implemented and 505 are answers: they will not pass.
-        Some(501 | 505) => false,
-        Some(status) => status >= 500 || status == 408 || status == 429,
-        None => {
-            let text = super::chain_text(error);
-            text.contains("SlowDown") || text.contains("InternalError")
-        }
-    }
-}
-
-/// The HTTP status an error reports, if any (object_store says it only in
-/// its message: "Server returned non-2xx status code: 503 ...").
-pub(crate) fn status_of(error: &(dyn std::error::Error + 'static)) -> Option<u16> {
-    let text = super::chain_text(error);
-    let at = text.find("status code: ")? + "status code: ".len();
-    text.get(at..at + 3)?.parse().ok()
-}
 
 /// Sends `request` until it succeeds, fails for good, or the budget is
 /// spent.

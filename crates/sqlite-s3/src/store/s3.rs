@@ -33,7 +33,7 @@ pub(super) fn build(url: &DatabaseUrl, options: &StoreOptions) -> Result<(Amazon
         builder = with_profile(builder, options)?;
     }
     let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
-    let plain_http = super::plain_http(endpoint.as_deref());
+    let plain_http = super::identity::plain_http(endpoint.as_deref());
     if let Some(allow) = options.allow_http.or(plain_http.then_some(true)) {
         builder = builder.with_allow_http(allow);
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use sqlite_s3::store::CountingStore;
+use sqlite_s3::admin::CountingStore;
 use sqlite_s3::{Options, Remote, StoreOptions};
 use tempfile::TempDir;
 
@@ -168,7 +168,8 @@ impl Backend {
             .counted()
     }
 
-    fn raw(&self, name: &str) -> (Arc<dyn ObjectStore>, Path) {
+    /// The store and key of `name`, past this crate.
+    pub fn raw(&self, name: &str) -> (Arc<dyn ObjectStore>, Path) {
         let remote = Remote::connect(&self.url(name), &self.store_options()).unwrap();
         (remote.store().clone(), remote.key().clone())
     }
@@ -207,10 +208,11 @@ impl Backend {
             let remote = Remote::connect(&url, &options)
                 .unwrap()
                 .remember_store_checks_in(scratch.path());
-            tokio::runtime::Runtime::new()
+            let report = tokio::runtime::Runtime::new()
                 .unwrap()
-                .block_on(sqlite_s3::store::probe::ensure_conditional(&remote))
-                .expect("the test server honours conditional writes");
+                .block_on(sqlite_s3::admin::check_store(&remote))
+                .expect("the test server answers");
+            assert_eq!(report.unfit, None, "the test server must honour conditional writes");
         })
         .join()
         .unwrap();
@@ -220,8 +222,8 @@ impl Backend {
 
 /// Retries of transient store failures, quick enough for tests: eight
 /// tries within a few tens of milliseconds.
-pub fn fast_retries() -> sqlite_s3::store::RequestRetry {
-    sqlite_s3::store::RequestRetry {
+pub fn fast_retries() -> sqlite_s3::RequestRetry {
+    sqlite_s3::RequestRetry {
         max_attempts: 8,
         base_delay: std::time::Duration::from_millis(1),
         max_delay: std::time::Duration::from_millis(8),

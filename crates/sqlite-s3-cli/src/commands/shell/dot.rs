@@ -104,12 +104,10 @@ impl Shell {
             ".status" => {
                 let changed = self.session.has_unpublished_changes()?;
                 println!("database:    {}", self.session.url());
-                let etag = self
-                    .session
-                    .version()
-                    .map(|v| v.etag.as_str())
-                    .unwrap_or("(not created yet)");
-                println!("remote:      {etag}");
+                match self.session.version() {
+                    Some(version) => println!("remote:      {version}"),
+                    None => println!("remote:      (not created yet)"),
+                }
                 println!("local copy:  {}", self.session.working_copy().display());
                 println!(
                     "unpublished: {}",

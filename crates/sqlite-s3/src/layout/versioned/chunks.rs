@@ -5,6 +5,9 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+/// Chunk transfers under way at once.
+pub const TRANSFERS: usize = 8;
+
 /// Bytes per chunk. A one-row change rewrites two chunks (the row's, and
 /// the first, whose header counts changes), about 512 KiB; a 1 GiB database
 /// has 4096 chunks, whose manifest is about 160 KiB compressed.

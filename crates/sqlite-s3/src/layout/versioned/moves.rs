@@ -20,49 +20,16 @@ use std::path::Path;
 use object_store::path::Path as Key;
 use object_store::{Attributes, ObjectStoreExt, PutPayload};
 
-use super::manifest::Manifest;
-use super::{Keys, Versioned, history, object_name};
-use crate::cache::state::InFlight;
+use super::versions::Versioned;
 use crate::error::{Error, Result};
-use crate::layout::convert::{MARKER_MAX, Marker};
-use crate::layout::{Found, Landed, Published};
+use crate::layout::contract::{Found, Landed, Published, conflict, publish_unknown};
+use crate::layout::in_flight::InFlight;
+use crate::layout::keys::{Keys, object_name};
+use crate::layout::manifest::Manifest;
+use crate::layout::marker::{Marker, marker_check};
 use crate::progress::ProgressFn;
 use crate::store::Remote;
 use crate::store::cas::{self, Condition};
-
-/// Whether the key holds a marker of ours (`mine` tells the writer tokens
-/// that are), or something that still allows a write under `condition`,
-/// or something else.
-pub(crate) async fn marker_check(
-    remote: &Remote,
-    condition: &Condition,
-    mine: &(dyn Fn(&str) -> Option<usize> + Sync),
-) -> Result<Landed<(usize, Marker)>> {
-    let result = match remote.store().get(remote.key()).await {
-        Ok(result) => result,
-        Err(object_store::Error::NotFound { .. }) if condition.holds_for(None) => return Ok(Landed::NotYet),
-        Err(object_store::Error::NotFound { .. }) => return Ok(Landed::Never),
-        Err(e) => return Err(remote.error("checking the database object", e)),
-    };
-    let still = condition.holds_for(result.meta.e_tag.as_deref());
-    if result.meta.size >= MARKER_MAX {
-        return Ok(if still { Landed::NotYet } else { Landed::Never });
-    }
-    let bytes = result
-        .bytes()
-        .await
-        .map_err(|e| remote.error("checking the database object", e))?;
-    Ok(match Marker::decode(&bytes, remote)? {
-        Some(marker) if let Some(attempt) = mine(&marker.writer) => Landed::Yes((attempt, marker)),
-        _ if still => Landed::NotYet,
-        _ => Landed::Never,
-    })
-}
-
-/// The key where a conversion by `writer` stages its manifest.
-fn staged_key(keys: &Keys, writer: &str) -> Key {
-    Key::from(format!("{}/staged/{writer}", keys.root))
-}
 
 impl Versioned {
     /// Uploads the chunks of `file` that `parent` lacks and stages the
@@ -75,7 +42,7 @@ impl Versioned {
         parent: Option<&Manifest>,
         writer: &str,
         progress: Option<&ProgressFn>,
-    ) -> Result<(u64, String)> {
+    ) -> Result<(u64, Key)> {
         let keys = Keys::new(remote);
         let manifest = self
             .upload_version(remote, &keys, file, parent, writer, progress)
@@ -85,14 +52,14 @@ impl Versioned {
     }
 
     /// Uploads `manifest` to the staging key of its writer; returns the key.
-    async fn stage_manifest(&self, remote: &Remote, keys: &Keys, manifest: &Manifest) -> Result<String> {
-        let key = staged_key(keys, &manifest.writer);
+    pub(crate) async fn stage_manifest(&self, remote: &Remote, keys: &Keys, manifest: &Manifest) -> Result<Key> {
+        let key = keys.staged(&manifest.writer);
         remote
             .store()
             .put(&key, PutPayload::from(manifest.encode()))
             .await
             .map_err(|e| remote.error("uploading a staged manifest", e))?;
-        Ok(key.to_string())
+        Ok(key)
     }
 
     /// Creates the database at `remote` in this layout, its version 1 being
@@ -101,7 +68,7 @@ impl Versioned {
     /// `mine` tells which writer tokens count as ours (tries of the same
     /// change whose answers were lost). `Taken` when a database of either
     /// layout is there.
-    pub(super) async fn create_first(
+    pub(crate) async fn create_first(
         &self,
         remote: &Remote,
         keys: &Keys,
@@ -168,7 +135,7 @@ impl Versioned {
 
     /// [`Layout::publish`](crate::layout::Layout::publish) of a database
     /// that does not exist yet: its first version, behind a marker.
-    pub(super) async fn create(
+    pub(crate) async fn create(
         &self,
         remote: &Remote,
         keys: &Keys,
@@ -185,7 +152,7 @@ impl Versioned {
         {
             cas::Outcome::Written(_) => Ok(Found {
                 attempt: this,
-                published: Published::Current(Self::version(manifest, vec![token.to_string()])),
+                published: Published::Current(Self::version(manifest)),
             }),
             cas::Outcome::Found((attempt, _)) => {
                 // It landed: what it is now is only worth one more look.
@@ -195,15 +162,15 @@ impl Versioned {
                 };
                 Ok(Found { attempt, published })
             }
-            cas::Outcome::Taken => Err(crate::layout::conflict(remote)),
-            cas::Outcome::Unknown(error) => Err(crate::layout::publish_unknown(remote, error)),
+            cas::Outcome::Taken => Err(conflict(remote)),
+            cas::Outcome::Unknown(error) => Err(publish_unknown(remote, error)),
         }
     }
 
     /// [`Layout::landed`](crate::layout::Layout::landed) of a first commit
     /// whose version 1 does not exist: a marker of ours at the key means
     /// it may still be finished.
-    pub(super) async fn creation_check(&self, remote: &Remote, in_flight: &InFlight) -> Result<Landed<Found>> {
+    pub(crate) async fn creation_check(&self, remote: &Remote, in_flight: &InFlight) -> Result<Landed<Found>> {
         let mine = |writer: &str| in_flight.attempt(writer);
         Ok(match marker_check(remote, &Condition::Absent, &mine).await? {
             Landed::Yes(_) | Landed::NotYet => Landed::NotYet,
@@ -219,11 +186,10 @@ impl Versioned {
     /// # Failure
     /// [`Error::Corrupt`] when neither the staged manifest nor the version
     /// it was to become can be found, or the version is someone else's.
-    pub(crate) async fn finish_staged(&self, remote: &Remote, number: u64, staged: &str, writer: &str) -> Result<()> {
+    pub(crate) async fn finish_staged(&self, remote: &Remote, number: u64, staged: &Key, writer: &str) -> Result<()> {
         let keys = Keys::new(remote);
-        let staged = Key::from(staged);
         let done = |m: &Option<Manifest>| m.as_ref().is_some_and(|m| m.writer == writer);
-        let bytes = match remote.store().get(&staged).await {
+        let bytes = match remote.store().get(staged).await {
             Ok(result) => result
                 .bytes()
                 .await
@@ -234,7 +200,7 @@ impl Versioned {
                     return Ok(());
                 }
                 return Err(Error::Corrupt {
-                    url: object_name(remote, &staged),
+                    url: object_name(remote, staged),
                     reason: format!(
                         "a conversion to the versioned layout staged version {number} here, but it is gone"
                     ),
@@ -242,7 +208,7 @@ impl Versioned {
             }
             Err(e) => return Err(remote.error("downloading a staged manifest", e)),
         };
-        let manifest = Manifest::decode(&bytes, number, &object_name(remote, &staged))?;
+        let manifest = Manifest::decode(&bytes, number, &object_name(remote, staged))?;
         if !self.create_manifest(remote, &keys, &manifest, true).await?
             && !done(&self.manifest(remote, &keys, number).await?)
         {
@@ -251,14 +217,14 @@ impl Versioned {
                 reason: format!("version {number} should be the one staged by a conversion, but is another"),
             });
         }
-        self.discard_staged(remote, staged.as_ref()).await;
+        self.discard_staged(remote, staged).await;
         Ok(())
     }
 
     /// Removes a staged manifest that will not be used. Failures only leave
     /// a small object behind.
-    pub(crate) async fn discard_staged(&self, remote: &Remote, staged: &str) {
-        if let Err(e) = remote.store().delete(&Key::from(staged)).await {
+    pub(crate) async fn discard_staged(&self, remote: &Remote, staged: &Key) {
+        if let Err(e) = remote.store().delete(staged).await {
             tracing::debug!("could not remove the staged manifest {staged}: {e}");
         }
     }
@@ -271,7 +237,7 @@ impl Versioned {
         let moved = Manifest {
             version: newest.version + 1,
             parent: Some(newest.version),
-            committed_at: history::now(),
+            committed_at: crate::layout::manifest::now(),
             writer: writer.to_string(),
             uploaded_bytes: 0,
             moved_to_single: true,

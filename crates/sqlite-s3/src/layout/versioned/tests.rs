@@ -1,13 +1,13 @@
-//! Property test of the versioned layout's chunking: any sequence of page
+//! Unit tests of the versioned layout. A property test of the versioned layout's chunking: any sequence of page
 //! writes, published and pulled (patched onto the previous copy), reproduces
 //! the same bytes. Seeded, so a failure names the seed that replays it.
 
 use std::path::Path;
 
-use sqlite_s3::cache::state::InFlight;
-use sqlite_s3::layout::versioned::Versioned;
-use sqlite_s3::layout::{Base, Layout, Published, Pulled, RemoteVersion};
-use sqlite_s3::{Remote, WriteMode};
+use super::Versioned;
+use crate::layout::{Base, InFlight, Layout, Published, Pulled, RemoteVersion};
+use crate::options::WriteMode;
+use crate::store::Remote;
 
 const PAGE: usize = 4096;
 
@@ -15,7 +15,9 @@ fn remote(name: &str) -> Remote {
     Remote::connect(&format!("memory://chunking-{name}/db"), &Default::default()).unwrap()
 }
 
-async fn publish(remote: &Remote, file: &Path, base: Option<&RemoteVersion>) -> RemoteVersion {
+/// Publishes `file` (any bytes) as the version after `base`, as the only
+/// writer.
+pub(crate) async fn publish(remote: &Remote, file: &Path, base: Option<&RemoteVersion>) -> RemoteVersion {
     let token = format!("{:016x}", fastrand::u64(..));
     match Versioned::default()
         .publish(

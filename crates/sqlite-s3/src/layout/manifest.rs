@@ -180,6 +180,11 @@ impl Manifest {
     }
 }
 
+/// Now, as manifests record it.
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

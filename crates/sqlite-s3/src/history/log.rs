@@ -1,0 +1,53 @@
+//! The versions of a database, as `sqlite-s3 log` lists them.
+
+use crate::error::{Error, Result};
+use crate::layout::VersionInfo;
+use crate::layout::keys::Keys;
+use crate::layout::versioned::Versioned;
+use crate::store::Remote;
+
+/// Every version of the database, oldest first (one LIST and one GET per
+/// version).
+///
+/// # Failure
+/// [`Error::InvalidState`] when the database is not in the versioned layout.
+pub async fn log(remote: &Remote) -> Result<Vec<VersionInfo>> {
+    let layout = Versioned::default();
+    let keys = Keys::new(remote);
+    let mut versions = Vec::new();
+    for n in layout.listed(remote, &keys).await? {
+        if let Some(m) = layout.manifest(remote, &keys, n).await? {
+            versions.push(VersionInfo::from(&m));
+        }
+    }
+    if versions.is_empty() {
+        return Err(not_versioned(remote));
+    }
+    Ok(versions)
+}
+
+/// The error of history work on a database that has no versions.
+pub(super) fn not_versioned(remote: &Remote) -> Error {
+    Error::InvalidState(format!(
+        "{} has no versions: history, restore, branch and gc need the versioned layout \
+         (sqlite-s3 convert {} --to versioned)",
+        remote.url(),
+        remote.url()
+    ))
+}
+
+/// The error of a new version asked of a database that moved to the
+/// single-object layout at `version`.
+pub(super) fn moved(remote: &Remote, version: u64) -> Error {
+    Error::InvalidState(format!(
+        "{} moved to the single-object layout at version {version}, so it takes no new versions; \
+         move it back first (sqlite-s3 convert {} --to versioned)",
+        remote.url(),
+        remote.url()
+    ))
+}
+
+/// The error of a version that does not exist.
+pub(super) fn no_version(remote: &Remote, version: u64) -> Error {
+    Error::InvalidState(format!("{} has no version {version} (see sqlite-s3 log)", remote.url()))
+}
