@@ -43,8 +43,10 @@
 // draws them): the ground; options; the store; SQLite; layouts; the local
 // cache; the session; what is built on sessions; adapters on top.
 mod error;
+mod hash;
 mod location;
 pub mod progress;
+mod timestamp;
 mod token;
 
 mod options;

@@ -139,7 +139,7 @@ pub async fn push_file(remote: Remote, options: &Options, file: &Path, force: bo
         WriteMode::Conditional
     };
     let in_flight =
-        InFlight::over(base.as_ref(), mode == WriteMode::LastWriterWins).with_attempt(crate::token::new_token(), "");
+        InFlight::over(base.as_ref(), mode == WriteMode::LastWriterWins).with_attempt(crate::token::new_token(), None);
     let bytes = std::fs::metadata(&snapshot_path)
         .map_err(Error::io("reading", &snapshot_path))?
         .len();

@@ -34,7 +34,11 @@ pub async fn log(ctx: &mut Context, url: &str, format: InfoFormat) -> Result<()>
                 writeln!(
                     out,
                     "{:>7}  {:<24}  {:>12}  {:>12}  {}{moved}",
-                    v.version, v.committed_at, v.size, v.uploaded_bytes, v.writer
+                    v.version,
+                    crate::output::rfc3339(v.committed_at),
+                    v.size,
+                    v.uploaded_bytes,
+                    v.writer
                 )?;
             }
             Ok(())

@@ -70,7 +70,7 @@ pub async fn run(ctx: &mut Context, url: &str, format: InfoFormat) -> Result<()>
         "last_modified": meta
             .as_ref()
             .map(|m| m.last_modified.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-            .or_else(|| info.as_ref().map(|v| v.committed_at.clone())),
+            .or_else(|| info.as_ref().map(|v| crate::output::rfc3339(v.committed_at))),
         "local_copy": local_state,
         "local_changes": local_path,
         "tables": tables.iter().map(|(name, rows)| json!({"name": name, "rows": rows})).collect::<Vec<_>>(),

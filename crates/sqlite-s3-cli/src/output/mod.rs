@@ -241,6 +241,11 @@ pub fn csv(table: &Table, headers: bool, out: &mut impl Write) -> io::Result<()>
     Ok(())
 }
 
+/// A time as RFC 3339 in UTC with milliseconds, as `log` and `info` show it.
+pub fn rfc3339(time: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

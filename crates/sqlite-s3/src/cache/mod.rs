@@ -149,7 +149,7 @@ fn inspect_slot(slot_dir: &Path) -> Result<LocalCopy> {
         .take(2)
         .any(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0));
     let (hash, _) = crate::sqlite::hash_file(&db)?;
-    if wal_has_frames || slot.state.pulled_hash.as_deref() != Some(hash.to_hex().as_str()) {
+    if wal_has_frames || slot.state.pulled_hash != Some(hash) {
         Ok(LocalCopy::Dirty { path: db })
     } else {
         Ok(LocalCopy::Clean { version })

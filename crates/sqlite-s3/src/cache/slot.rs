@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cache::state::SlotState;
 use crate::error::{Error, Result};
+use crate::hash::ContentHash;
 
 /// How many working copies of one database may be open at once.
 pub const MAX_SLOTS: usize = 16;
@@ -124,8 +125,8 @@ impl Slot {
     /// Whether `file`, whose content hash is `hash`, holds something to
     /// publish: it differs from what was pulled, and it is not a blank file
     /// standing for a database that does not exist remotely.
-    pub fn needs_publishing(&self, file: &Path, hash: blake3::Hash) -> Result<bool> {
-        if self.state.pulled_hash.as_deref() == Some(hash.to_hex().as_str()) {
+    pub fn needs_publishing(&self, file: &Path, hash: ContentHash) -> Result<bool> {
+        if self.state.pulled_hash == Some(hash) {
             return Ok(false);
         }
         Ok(self.state.version.is_some() || !crate::sqlite::is_blank(file)?)

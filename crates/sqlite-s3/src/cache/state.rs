@@ -5,6 +5,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::hash::ContentHash;
 use crate::layout::{InFlight, RemoteVersion};
 use crate::options::LayoutKind;
 
@@ -32,7 +33,7 @@ pub struct SlotState {
     pub version: Option<RemoteVersion>,
     /// BLAKE3 of the working copy as pulled (hex); `None` when there is no
     /// working copy.
-    pub pulled_hash: Option<String>,
+    pub pulled_hash: Option<ContentHash>,
     /// Open or cleanly closed.
     pub status: Status,
     /// The layout of the database, once known.
@@ -104,7 +105,7 @@ pub struct Installing {
     /// Its version (`None`: the empty database of a key with no object).
     pub version: Option<RemoteVersion>,
     /// BLAKE3 (hex) of the file.
-    pub hash: String,
+    pub hash: ContentHash,
 }
 
 impl SlotState {

@@ -8,10 +8,11 @@ use super::log::{no_version, not_versioned};
 use crate::error::{Error, Result};
 use crate::layout::conflict;
 use crate::layout::keys::Keys;
-use crate::layout::manifest::{self, Manifest};
+use crate::layout::manifest::Manifest;
 use crate::layout::versioned::Versioned;
 use crate::store::Remote;
 use crate::store::cas;
+use crate::timestamp::Timestamp;
 
 /// A database that shares this one's chunks, recorded under
 /// `ROOT/branches/` so that gc keeps what it uses.
@@ -77,7 +78,7 @@ pub async fn branch(source: &Remote, target: &Remote, version: Option<u64>) -> R
         version: 1,
         parent: None,
         homes,
-        committed_at: manifest::now(),
+        committed_at: Timestamp::now(),
         writer: token.clone(),
         uploaded_bytes: 0,
         moved_to_single: false,

@@ -35,11 +35,13 @@ use serde::Serialize;
 use super::branch::BranchRecord;
 use super::log::not_versioned;
 use crate::error::{Error, Result};
+use crate::hash::ContentHash;
 use crate::layout::keys::{Keys, object_name};
 use crate::layout::manifest::{self, Entry, Manifest};
 use crate::layout::marker::{MARKER_MAX, Marker};
 use crate::layout::versioned::Versioned;
 use crate::store::Remote;
+use crate::timestamp::Timestamp;
 
 /// Which versions gc keeps. The newest is always kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,9 +85,9 @@ pub async fn gc(remote: &Remote, keep: Keep, grace: Duration) -> Result<GcReport
     let keys = Keys::new(remote);
     let numbers = layout.listed(remote, &keys).await?;
     let newest = *numbers.last().ok_or_else(|| not_versioned(remote))?;
-    let now = chrono::Utc::now();
+    let now = Timestamp::now();
     let mut report = GcReport::default();
-    let mut referenced: HashSet<String> = HashSet::new();
+    let mut referenced: HashSet<ContentHash> = HashSet::new();
     let own_home = keys.own_home();
     for &n in numbers.iter().rev() {
         let manifest = match layout.entry(remote, &keys, n).await? {
@@ -100,14 +102,7 @@ pub async fn gc(remote: &Remote, keep: Keep, grace: Duration) -> Result<GcReport
                 )));
             }
         };
-        let kept = n == newest
-            || match keep {
-                Keep::Last(count) => newest - n < count.max(1),
-                Keep::For(limit) => chrono::DateTime::parse_from_rfc3339(&manifest.committed_at)
-                    .map(|t| age(now, t.with_timezone(&chrono::Utc)) <= limit)
-                    .unwrap_or(true),
-            };
-        if kept {
+        if keeps(keep, n, newest, manifest.committed_at, now) {
             report.versions_kept += 1;
             note_references(&manifest, &own_home, &mut referenced);
         } else {
@@ -130,21 +125,13 @@ pub async fn gc(remote: &Remote, keep: Keep, grace: Duration) -> Result<GcReport
         }
     }
     note_branches(&layout, remote, &keys, &own_home, grace, &mut referenced).await?;
-    let chunks = list(remote, &Key::from(own_home.as_str()), "listing the chunks").await?;
-    for chunk in chunks {
-        let Some(hash) = chunk.location.filename() else {
-            continue;
-        };
-        if referenced.contains(hash) {
-            continue;
-        }
-        if age(now, chunk.last_modified) < grace {
-            report.chunks_in_grace += 1;
-            continue;
-        }
+    let listed = list(remote, &Key::from(own_home.as_str()), "listing the chunks").await?;
+    let plan = plan_chunks(listed, &referenced, grace, now);
+    report.chunks_in_grace += plan.in_grace;
+    for chunk in plan.unreferenced {
         // A commit may have rewritten it since the listing, to use it.
         match remote.store().head(&chunk.location).await {
-            Ok(meta) if age(chrono::Utc::now(), meta.last_modified) < grace => {
+            Ok(meta) if Timestamp::from(meta.last_modified).age_at(Timestamp::now()) < grace => {
                 report.chunks_in_grace += 1;
                 continue;
             }
@@ -172,7 +159,7 @@ async fn note_branches(
     keys: &Keys,
     own_home: &str,
     grace: Duration,
-    referenced: &mut HashSet<String>,
+    referenced: &mut HashSet<ContentHash>,
 ) -> Result<()> {
     let branches = list(remote, &keys.branches(), "listing the branches").await?;
     for branch in branches {
@@ -199,7 +186,7 @@ async fn note_branches(
                 }
                 // A database of the other layout took its key first.
                 Some(None) => continue,
-                None if age(chrono::Utc::now(), branch.last_modified) > grace => {
+                None if Timestamp::from(branch.last_modified).age_at(Timestamp::now()) > grace => {
                     tracing::info!("a branch of {} at key {} never came to be", remote.url(), record.key);
                     continue;
                 }
@@ -262,14 +249,65 @@ async fn unfinished_branch(
     Manifest::decode(&bytes, marker.version, &object_name(remote, &staged)).map(|m| Some(Some(m)))
 }
 
-fn age(now: chrono::DateTime<chrono::Utc>, then: chrono::DateTime<chrono::Utc>) -> Duration {
-    now.signed_duration_since(then).to_std().unwrap_or_default()
+/// Whether gc keeps version `n` (committed at `committed_at`) of a
+/// database whose newest version is `newest`, at `now`. The newest is
+/// always kept.
+fn keeps(keep: Keep, n: u64, newest: u64, committed_at: Timestamp, now: Timestamp) -> bool {
+    n == newest
+        || match keep {
+            Keep::Last(count) => newest - n < count.max(1),
+            Keep::For(limit) => committed_at.age_at(now) <= limit,
+        }
 }
 
-fn note_references(manifest: &Manifest, own_home: &str, referenced: &mut HashSet<String>) {
+/// The chunks of the own home that gc may delete, as far as a listing
+/// tells: those no kept version references, older than the grace period.
+#[derive(Debug, PartialEq, Eq)]
+struct ChunkPlan {
+    /// Unreferenced and old enough: each is looked at once more before it
+    /// is deleted.
+    unreferenced: Vec<object_store::ObjectMeta>,
+    /// Unreferenced but younger than the grace period.
+    in_grace: u64,
+}
+
+fn plan_chunks(
+    listed: Vec<object_store::ObjectMeta>,
+    referenced: &HashSet<ContentHash>,
+    grace: Duration,
+    now: Timestamp,
+) -> ChunkPlan {
+    let mut plan = ChunkPlan {
+        unreferenced: Vec::new(),
+        in_grace: 0,
+    };
+    for chunk in listed {
+        // A name that is not a hash is no chunk of any version.
+        let hash = chunk
+            .location
+            .filename()
+            .and_then(|name| name.parse::<ContentHash>().ok());
+        if hash.is_some_and(|hash| referenced.contains(&hash)) {
+            continue;
+        }
+        if Timestamp::from(chunk.last_modified).age_at(now) < grace {
+            plan.in_grace += 1;
+        } else {
+            plan.unreferenced.push(chunk);
+        }
+    }
+    plan
+}
+
+/// Adds to `referenced` the chunks of `manifest` that live in `own_home`.
+fn note_references(manifest: &Manifest, own_home: &str, referenced: &mut HashSet<ContentHash>) {
     for chunk in &manifest.chunks {
-        if manifest.homes[usize::from(chunk.home)] == own_home {
-            referenced.insert(chunk.hash.clone());
+        if manifest
+            .homes
+            .get(usize::from(chunk.home))
+            .is_some_and(|home| home == own_home)
+        {
+            referenced.insert(chunk.hash);
         }
     }
 }
@@ -277,6 +315,52 @@ fn note_references(manifest: &Manifest, own_home: &str, referenced: &mut HashSet
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from(chrono::DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap())
+    }
+
+    #[test]
+    fn gc_keeps_the_newest_and_what_the_policy_asks() {
+        let now = at(1000);
+        // Keep the last two of 1..=5.
+        let kept: Vec<u64> = (1..=5).filter(|&n| keeps(Keep::Last(2), n, 5, at(0), now)).collect();
+        assert_eq!(kept, [4, 5]);
+        // Keep::Last(0) still keeps the newest.
+        assert!(keeps(Keep::Last(0), 5, 5, at(0), now));
+        assert!(!keeps(Keep::Last(0), 4, 5, at(0), now));
+        // Keep what is at most 100 s old; the newest whatever its age.
+        let limit = Keep::For(Duration::from_secs(100));
+        assert!(keeps(limit, 3, 5, at(900), now));
+        assert!(!keeps(limit, 3, 5, at(899), now));
+        assert!(keeps(limit, 5, 5, at(0), now));
+    }
+
+    #[test]
+    fn gc_plans_to_delete_only_unreferenced_chunks_older_than_the_grace_period() {
+        let meta = |name: String, seconds: i64| object_store::ObjectMeta {
+            location: Key::from(format!("app.db.sqlite-s3/chunks/{name}")),
+            last_modified: chrono::DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap(),
+            size: 1,
+            e_tag: None,
+            version: None,
+        };
+        let (used, old, young) = (ContentHash::of(b"a"), ContentHash::of(b"b"), ContentHash::of(b"c"));
+        let listed = vec![
+            meta(used.to_hex(), 0),
+            meta(old.to_hex(), 0),
+            meta(young.to_hex(), 950),
+            meta("stray".into(), 0),
+        ];
+        let plan = plan_chunks(listed, &HashSet::from([used]), Duration::from_secs(100), at(1000));
+        let names: Vec<_> = plan
+            .unreferenced
+            .iter()
+            .map(|m| m.location.filename().unwrap().to_string())
+            .collect();
+        assert_eq!(names, [old.to_hex(), "stray".to_string()]);
+        assert_eq!(plan.in_grace, 1);
+    }
     use crate::layout::versioned::tests::publish;
     use crate::layout::{Layout, Pulled};
     use crate::options::StoreOptions;

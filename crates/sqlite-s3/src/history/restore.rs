@@ -5,9 +5,10 @@ use std::time::SystemTime;
 use super::log::{log, moved, no_version, not_versioned};
 use crate::error::{Error, Result};
 use crate::layout::keys::Keys;
-use crate::layout::manifest::{self, Manifest};
+use crate::layout::manifest::Manifest;
 use crate::layout::versioned::Versioned;
 use crate::store::Remote;
+use crate::timestamp::Timestamp;
 
 /// Which state [`restore`] brings back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,22 +31,19 @@ const ATTEMPTS: u32 = 10;
 pub async fn restore(remote: &Remote, point: RestorePoint) -> Result<u64> {
     let number = match point {
         RestorePoint::Version(n) => n,
-        RestorePoint::At(time) => {
-            let time: chrono::DateTime<chrono::Utc> = time.into();
-            log(remote)
-                .await?
-                .iter()
-                .filter(|v| chrono::DateTime::parse_from_rfc3339(&v.committed_at).is_ok_and(|t| t <= time))
-                .map(|v| v.version)
-                .max()
-                .ok_or_else(|| {
-                    Error::InvalidState(format!(
-                        "{} has no version committed at or before {}",
-                        remote.url(),
-                        time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                    ))
-                })?
-        }
+        RestorePoint::At(time) => log(remote)
+            .await?
+            .iter()
+            .filter(|v| v.committed_at <= time)
+            .map(|v| v.version)
+            .max()
+            .ok_or_else(|| {
+                Error::InvalidState(format!(
+                    "{} has no version committed at or before {}",
+                    remote.url(),
+                    Timestamp::from(time)
+                ))
+            })?,
     };
     let layout = Versioned::default();
     let keys = Keys::new(remote);
@@ -66,7 +64,7 @@ pub async fn restore(remote: &Remote, point: RestorePoint) -> Result<u64> {
         let restored = Manifest {
             version: next,
             parent: Some(newest.version),
-            committed_at: manifest::now(),
+            committed_at: Timestamp::now(),
             writer: token.clone(),
             uploaded_bytes: 0,
             moved_to_single: false,

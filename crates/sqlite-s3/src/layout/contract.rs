@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use super::in_flight::{Attempt, InFlight};
 use super::version::RemoteVersion;
 use crate::error::{Error, Result};
+use crate::hash::ContentHash;
 use crate::options::WriteMode;
 use crate::progress::ProgressFn;
 use crate::store::Remote;
@@ -37,7 +38,7 @@ pub enum Pulled {
         /// Its version.
         version: RemoteVersion,
         /// BLAKE3 of the file written.
-        hash: blake3::Hash,
+        hash: ContentHash,
         /// Bytes downloaded for it.
         bytes: u64,
     },
@@ -153,7 +154,7 @@ pub(crate) fn with_fence(in_flight: &InFlight, token: &str) -> InFlight {
     let mut fenced = in_flight.clone();
     fenced.attempts.push(Attempt {
         token: token.to_string(),
-        hash: String::new(),
+        hash: None,
     });
     fenced
 }

@@ -162,7 +162,7 @@ async fn finish(remote: &Remote, state: State, file: Option<&Path>) -> Result<()
                     lineage: Vec::new(),
                 })
             });
-            let in_flight = InFlight::over(base.as_ref(), false).with_attempt(&moved.writer, "");
+            let in_flight = InFlight::over(base.as_ref(), false).with_attempt(&moved.writer, None);
             let published = SingleObject
                 .publish(remote, file, base.as_ref(), WriteMode::Conditional, &in_flight, None)
                 .await;

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::version::{RemoteVersion, Version};
+use crate::hash::ContentHash;
 
 /// Publishes whose outcome is not known yet: tries of the working copy's
 /// changes over one base version. Each is conditional on that base, so at
@@ -31,8 +32,33 @@ pub struct InFlight {
 pub struct Attempt {
     /// Its commit token.
     pub token: String,
-    /// BLAKE3 (hex) of the file it uploads.
-    pub hash: String,
+    /// The content hash of the file it uploads; `None` for a try that
+    /// uploads no file of the session's (a fence, a move).
+    #[serde(with = "maybe_hash")]
+    pub hash: Option<ContentHash>,
+}
+
+/// How `state.json` writes an attempt's hash: hex, or `""` for none (what
+/// earlier versions wrote, and can still read).
+mod maybe_hash {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::hash::ContentHash;
+
+    pub fn serialize<S: Serializer>(hash: &Option<ContentHash>, serializer: S) -> Result<S::Ok, S::Error> {
+        match hash {
+            Some(hash) => serializer.collect_str(hash),
+            None => serializer.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<ContentHash>, D::Error> {
+        let text = Option::<String>::deserialize(deserializer)?.unwrap_or_default();
+        match text.as_str() {
+            "" => Ok(None),
+            hex => hex.parse().map(Some).map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 impl InFlight {
@@ -47,10 +73,10 @@ impl InFlight {
     }
 
     /// The record with one more try, `token`, uploading content `hash`.
-    pub fn with_attempt(mut self, token: impl Into<String>, hash: impl Into<String>) -> Self {
+    pub fn with_attempt(mut self, token: impl Into<String>, hash: Option<ContentHash>) -> Self {
         self.attempts.push(Attempt {
             token: token.into(),
-            hash: hash.into(),
+            hash,
         });
         self
     }
@@ -75,15 +101,15 @@ struct InFlightRecord {
     attempts: Vec<Attempt>,
     #[serde(default)]
     token: Option<String>,
-    #[serde(default)]
-    hash: Option<String>,
+    #[serde(default, with = "maybe_hash")]
+    hash: Option<ContentHash>,
 }
 
 impl From<InFlightRecord> for InFlight {
     fn from(r: InFlightRecord) -> Self {
         let mut attempts = r.attempts;
-        if let (Some(token), Some(hash)) = (r.token, r.hash) {
-            attempts.push(Attempt { token, hash });
+        if let Some(token) = r.token {
+            attempts.push(Attempt { token, hash: r.hash });
         }
         Self {
             base: r.base,
@@ -91,5 +117,34 @@ impl From<InFlightRecord> for InFlight {
             last_writer_wins: r.last_writer_wins,
             attempts,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_of_earlier_versions_are_read() {
+        let hash = ContentHash::of(b"copy");
+        // One try, as the first versions wrote it; the base as a string.
+        let old = format!(r#"{{"base": "\"e1\"", "token": "t1", "hash": "{}"}}"#, hash.to_hex());
+        let record: InFlight = serde_json::from_str(&old).unwrap();
+        assert_eq!(record.base, Some(Version::Object { etag: "\"e1\"".into() }));
+        assert_eq!(
+            record.attempts,
+            [Attempt {
+                token: "t1".into(),
+                hash: Some(hash)
+            }]
+        );
+        // A fence's try had an empty hash; a number was a manifest's.
+        let fenced = r#"{"base": "7", "attempts": [{"token": "t2", "hash": ""}]}"#;
+        let record: InFlight = serde_json::from_str(fenced).unwrap();
+        assert_eq!(record.base, Some(Version::Numbered(7)));
+        assert_eq!(record.attempts[0].hash, None);
+        // What is written now reads back the same.
+        let again: InFlight = serde_json::from_str(&serde_json::to_string(&record).unwrap()).unwrap();
+        assert_eq!(again, record);
     }
 }

@@ -11,6 +11,7 @@
 
 use object_store::path::Path as Key;
 
+use crate::hash::ContentHash;
 use crate::store::Remote;
 
 /// The keys of one database in the versioned layout.
@@ -72,7 +73,7 @@ impl Keys {
     }
 
     /// The chunk `hash` in the chunk home `home`.
-    pub(crate) fn chunk(home: &str, hash: &str) -> Key {
+    pub(crate) fn chunk(home: &str, hash: &ContentHash) -> Key {
         Key::from(format!("{home}/{hash}"))
     }
 }
@@ -98,9 +99,10 @@ mod tests {
         assert_eq!(keys.own_home(), "dir/app.db.sqlite-s3/chunks");
         assert_eq!(keys.staged("ab").as_ref(), "dir/app.db.sqlite-s3/staged/ab");
         assert_eq!(keys.branches().as_ref(), "dir/app.db.sqlite-s3/branches");
+        let hash = ContentHash::of(b"chunk");
         assert_eq!(
-            Keys::chunk(&keys.own_home(), "ff").as_ref(),
-            "dir/app.db.sqlite-s3/chunks/ff"
+            Keys::chunk(&keys.own_home(), &hash).as_ref(),
+            format!("dir/app.db.sqlite-s3/chunks/{}", hash.to_hex())
         );
         let record = Keys::branch_record(&keys.own_home(), &Keys::of("b.db"));
         assert!(record.as_ref().starts_with("dir/app.db.sqlite-s3/branches/"));

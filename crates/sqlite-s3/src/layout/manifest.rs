@@ -4,13 +4,15 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::hash::ContentHash;
+use crate::timestamp::Timestamp;
 
 /// The format written by this version of the crate.
-pub const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 1;
 
 /// The largest chunk a manifest may declare (a damaged or hostile one could
 /// otherwise make a reader allocate without bound).
-pub const MAX_CHUNK_SIZE: u64 = 16 << 20;
+pub(crate) const MAX_CHUNK_SIZE: u64 = 16 << 20;
 
 /// The largest decoded manifest: 64 MiB holds the chunk list of a 100 GiB
 /// database.
@@ -32,9 +34,9 @@ fn decompress(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
 /// One chunk of the database file: the BLAKE3 of its bytes (uncompressed),
 /// and which of the manifest's chunk homes holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChunkRef {
-    /// BLAKE3 of the chunk's bytes, hex.
-    pub hash: String,
+pub(crate) struct ChunkRef {
+    /// The hash of the chunk's bytes (uncompressed).
+    pub hash: ContentHash,
     /// Index into [`Manifest::homes`].
     #[serde(default, skip_serializing_if = "is_zero")]
     pub home: u16,
@@ -46,7 +48,7 @@ fn is_zero(n: &u16) -> bool {
 
 /// A version of the database.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     /// [`FORMAT`].
     pub format: u32,
     /// Its number: 1 for the first version, then one more each commit.
@@ -64,7 +66,7 @@ pub struct Manifest {
     /// The chunks, in file order.
     pub chunks: Vec<ChunkRef>,
     /// When it was committed (RFC 3339).
-    pub committed_at: String,
+    pub committed_at: Timestamp,
     /// The commit token of its writer.
     pub writer: String,
     /// Chunk bytes uploaded by this commit (compressed).
@@ -80,7 +82,7 @@ pub struct Manifest {
 /// place of a deleted one. The tombstone keeps the number taken, so that no
 /// stale writer can create it again, and tells stale readers to look further.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Entry {
+pub(crate) enum Entry {
     /// A version.
     Version(Manifest),
     /// A version deleted by gc.
@@ -95,7 +97,7 @@ struct Tombstone {
 }
 
 /// The bytes of the tombstone of version `number`.
-pub fn tombstone(number: u64) -> Vec<u8> {
+pub(crate) fn tombstone(number: u64) -> Vec<u8> {
     let json = serde_json::to_vec(&Tombstone {
         format: FORMAT,
         version: number,
@@ -106,7 +108,7 @@ pub fn tombstone(number: u64) -> Vec<u8> {
 }
 
 /// Decodes what a manifest key holds; `number` is the version its key says.
-pub fn decode_entry(bytes: &[u8], number: u64, what: &str) -> Result<Entry> {
+pub(crate) fn decode_entry(bytes: &[u8], number: u64, what: &str) -> Result<Entry> {
     if let Ok(json) = decompress(bytes)
         && let Ok(t) = serde_json::from_slice::<Tombstone>(&json)
         && t.deleted
@@ -180,11 +182,6 @@ impl Manifest {
     }
 }
 
-/// Now, as manifests record it.
-pub(crate) fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,11 +197,11 @@ mod tests {
             homes: vec!["app.db.sqlite-s3/chunks".into()],
             chunks: (0..3)
                 .map(|i| ChunkRef {
-                    hash: format!("{i:064x}"),
+                    hash: format!("{i:064x}").parse().unwrap(),
                     home: 0,
                 })
                 .collect(),
-            committed_at: "2026-11-25T10:00:00Z".into(),
+            committed_at: serde_json::from_str("\"2026-11-25T10:00:00Z\"").unwrap(),
             writer: "abc".into(),
             uploaded_bytes: 1000,
             moved_to_single: false,

@@ -2,10 +2,12 @@
 //! lineage of commit tokens that lets a writer recognise its own version.
 
 use std::fmt;
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
 use super::manifest::Manifest;
+use crate::timestamp::Timestamp;
 
 /// A version of a remote database, as a session knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -72,8 +74,9 @@ impl<'de> Deserialize<'de> for Version {
 pub struct VersionInfo {
     /// Its number.
     pub version: u64,
-    /// When it was committed (RFC 3339).
-    pub committed_at: String,
+    /// When it was committed (written as RFC 3339 in JSON).
+    #[serde(serialize_with = "rfc3339")]
+    pub committed_at: SystemTime,
     /// Size of the database.
     pub size: u64,
     /// Chunk bytes its commit uploaded (compressed).
@@ -91,7 +94,7 @@ impl From<&Manifest> for VersionInfo {
     fn from(m: &Manifest) -> Self {
         Self {
             version: m.version,
-            committed_at: m.committed_at.clone(),
+            committed_at: m.committed_at.system_time(),
             size: m.size,
             uploaded_bytes: m.uploaded_bytes,
             writer: m.writer.clone(),
@@ -99,6 +102,11 @@ impl From<&Manifest> for VersionInfo {
             moved_to_single: m.moved_to_single,
         }
     }
+}
+
+/// Writes a time as RFC 3339 in UTC with milliseconds.
+fn rfc3339<S: serde::Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+    Timestamp::from(*time).serialize(serializer)
 }
 
 /// A version of the remote database, as a layout knows it.

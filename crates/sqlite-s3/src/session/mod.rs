@@ -29,6 +29,7 @@ use rusqlite::Connection;
 use crate::cache::state::{Installing, Status};
 use crate::cache::{self, Slot};
 use crate::error::{Error, Result};
+use crate::hash::ContentHash;
 use crate::layout::versioned::ChunkCache;
 use crate::layout::{self, Pulled, RemoteVersion, Version, VersionInfo};
 use crate::location::DatabaseUrl;
@@ -579,7 +580,7 @@ impl Session {
     fn replace_working_copy(
         &mut self,
         download: Option<&Path>,
-        pulled: Option<(RemoteVersion, blake3::Hash)>,
+        pulled: Option<(RemoteVersion, ContentHash)>,
         overwrite: bool,
     ) -> Result<()> {
         if self.options.shared && self.conn.is_some() {
@@ -595,7 +596,7 @@ impl Session {
     }
 
     /// The body of [`Session::replace_working_copy`], with no connection open.
-    fn install(&mut self, download: Option<&Path>, pulled: Option<(RemoteVersion, blake3::Hash)>) -> Result<()> {
+    fn install(&mut self, download: Option<&Path>, pulled: Option<(RemoteVersion, ContentHash)>) -> Result<()> {
         let db = self.slot.db_path();
         let (source, version, hash) = self.announce_install(download, pulled)?;
         for side in sqlite::side_files(&db) {
@@ -615,20 +616,19 @@ impl Session {
     fn announce_install(
         &mut self,
         download: Option<&Path>,
-        pulled: Option<(RemoteVersion, blake3::Hash)>,
-    ) -> Result<(PathBuf, Option<RemoteVersion>, String)> {
+        pulled: Option<(RemoteVersion, ContentHash)>,
+    ) -> Result<(PathBuf, Option<RemoteVersion>, ContentHash)> {
         let (source, version, hash) = match (download, pulled) {
             (Some(file), Some((version, hash))) => (file.to_path_buf(), Some(version), hash),
             _ => {
                 let empty = self.slot.download_path();
                 std::fs::write(&empty, b"").map_err(Error::io("creating", &empty))?;
-                (empty, None, blake3::hash(b""))
+                (empty, None, ContentHash::of(b""))
             }
         };
-        let hash = hash.to_hex().to_string();
         self.slot.state.installing = Some(Installing {
             version: version.clone(),
-            hash: hash.clone(),
+            hash,
         });
         self.slot.save()?;
         Ok((source, version, hash))

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use crate::cache::Slot;
 use crate::error::{Error, Result};
+use crate::hash::ContentHash;
 use crate::layout::{InFlight, Landed, Layout, Published};
 use crate::options::WriteMode;
 use crate::progress::ProgressFn;
@@ -49,16 +50,15 @@ pub(crate) async fn publish_slot(
     layout: &dyn Layout,
     mode: WriteMode,
     file: &Path,
-    hash: blake3::Hash,
+    hash: ContentHash,
     progress: Option<&ProgressFn>,
 ) -> Result<bool> {
     let earlier = resolve_in_flight(slot, remote, layout).await?;
     if let Earlier::Unknown(reason) = earlier {
         return Err(earlier_unknown(remote, reason));
     }
-    let hash = hash.to_hex().to_string();
     let mut uploaded = false;
-    while slot.state.pulled_hash.as_deref() != Some(hash.as_str()) {
+    while slot.state.pulled_hash != Some(hash) {
         check_candidate(remote, file).map_err(|e| match e {
             Error::WorkingCopyDamaged { url, path, reason } if earlier == Earlier::Landed => {
                 Error::WorkingCopyDamaged {
@@ -75,7 +75,7 @@ pub(crate) async fn publish_slot(
             .publishing
             .take()
             .unwrap_or_else(|| InFlight::over(base.as_ref(), mode == WriteMode::LastWriterWins))
-            .with_attempt(crate::token::new_token(), hash.clone());
+            .with_attempt(crate::token::new_token(), Some(hash));
         slot.state.publishing = Some(in_flight.clone());
         slot.save()?;
         let found = match layout
@@ -101,13 +101,13 @@ pub(crate) async fn publish_slot(
         uploaded = true;
         let landed = &in_flight.attempts[found.attempt];
         let superseded = matches!(found.published, Published::Superseded);
-        record(slot, found.published, &landed.hash);
+        record(slot, found.published, landed.hash);
         if let Err(e) = slot.save() {
             // It landed. The state on disk still holds the tries, so the
             // next session learns that from the remote: go on.
             tracing::warn!("could not record a publish of {} that landed: {e}", remote.url());
         }
-        if landed.hash != hash && superseded {
+        if landed.hash != Some(hash) && superseded {
             // An earlier try landed, and others built on it, before the
             // commits made since could follow.
             return Err(crate::layout::conflict(remote));
@@ -133,7 +133,7 @@ pub(crate) async fn resolve_in_flight(slot: &mut Slot, remote: &Remote, layout: 
     let earlier = match layout.landed(remote, &in_flight).await? {
         Landed::Yes(found) => {
             tracing::info!("an earlier publish of {} had landed", remote.url());
-            record(slot, found.published, &in_flight.attempts[found.attempt].hash);
+            record(slot, found.published, in_flight.attempts[found.attempt].hash);
             Earlier::Landed
         }
         Landed::Never => {
@@ -159,14 +159,14 @@ pub(crate) fn earlier_unknown(remote: &Remote, reason: String) -> Error {
 }
 
 /// Records a publish that landed; `hash` is that of the file it uploaded.
-pub(crate) fn record(slot: &mut Slot, published: Published, hash: &str) {
+pub(crate) fn record(slot: &mut Slot, published: Published, hash: Option<ContentHash>) {
     slot.state.version = match published {
         Published::Current(version) => Some(version),
         // Someone published on top of ours: forget the version, so that the
         // next pull downloads the newest one whatever it is.
         Published::Superseded => None,
     };
-    slot.state.pulled_hash = Some(hash.to_string());
+    slot.state.pulled_hash = hash;
     slot.state.publishing = None;
 }
 

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use crate::cache::Slot;
 use crate::cache::state::{Fingerprint, Status};
 use crate::error::{Error, Result};
+use crate::hash::ContentHash;
 use crate::layout::{Landed, Layout};
 use crate::options::{Options, PendingChanges, WriteMode};
 use crate::sqlite::{self, header};
@@ -66,7 +67,7 @@ pub(crate) async fn settle(slot: &mut Slot, remote: &Remote, options: &Options) 
     }
     let examined = examine(&db, slot.state.version.is_some()).await?;
     if let (Ok(hash), Some(installing)) = (&examined, slot.state.installing.take())
-        && installing.hash == hash.to_hex().as_str()
+        && installing.hash == *hash
     {
         slot.state.version = installing.version;
         slot.state.pulled_hash = Some(installing.hash);
@@ -201,7 +202,7 @@ async fn verify_clean(slot: &mut Slot, remote: &Remote) -> Result<()> {
         Some(problem) => Some(problem),
         None => {
             let (hash, _) = sqlite::hash_file(&db)?;
-            (slot.state.pulled_hash.as_deref() != Some(hash.to_hex().as_str()))
+            (slot.state.pulled_hash != Some(hash))
                 .then(|| "it is not the version it was pulled as: something changed it outside any session".to_string())
         }
     };
@@ -221,7 +222,7 @@ async fn verify_clean(slot: &mut Slot, remote: &Remote) -> Result<()> {
 /// Opens a working copy with SQLite (rolling back a hot journal, replaying
 /// the WAL), folds the WAL in, and checks it. Returns its content hash, or
 /// what is wrong with it; an error when SQLite could not look at all.
-async fn examine(db: &Path, has_version: bool) -> Result<std::result::Result<blake3::Hash, String>> {
+async fn examine(db: &Path, has_version: bool) -> Result<std::result::Result<ContentHash, String>> {
     let path = db.to_path_buf();
     blocking(move || {
         if let Some(problem) = open_and_fold(&path)? {
@@ -279,7 +280,7 @@ async fn publish_pending(
     layout: &dyn Layout,
     options: &Options,
     earlier: Earlier,
-    hash: blake3::Hash,
+    hash: ContentHash,
 ) -> Result<Settled> {
     let db = slot.db_path();
     if let Earlier::Unknown(reason) = earlier {
@@ -331,7 +332,7 @@ async fn discard_pending(
     layout: &dyn Layout,
     options: &Options,
     earlier: Earlier,
-    hash: blake3::Hash,
+    hash: ContentHash,
 ) -> Result<Settled> {
     let db = slot.db_path();
     let mut note = "";
@@ -351,8 +352,8 @@ async fn discard_pending(
             match layout.fence(remote, base.as_ref(), &in_flight).await? {
                 Landed::Yes(found) => {
                     let attempt = &in_flight.attempts[found.attempt];
-                    publish::record(slot, found.published, &attempt.hash.clone());
-                    if attempt.hash == hash.to_hex().as_str() {
+                    publish::record(slot, found.published, attempt.hash);
+                    if attempt.hash == Some(hash) {
                         tracing::warn!(
                             "unpublished changes to {} were not set aside: their earlier publish landed, so the \
                              remote holds them",

@@ -23,6 +23,7 @@ use rusqlite::Connection;
 
 use super::Session;
 use crate::error::{Error, Result};
+use crate::hash::ContentHash;
 use crate::layout::RemoteVersion;
 use crate::sqlite;
 
@@ -64,7 +65,7 @@ impl Session {
     pub(super) fn restore_working_copy(
         &mut self,
         download: Option<&Path>,
-        pulled: Option<(RemoteVersion, blake3::Hash)>,
+        pulled: Option<(RemoteVersion, ContentHash)>,
         overwrite: bool,
     ) -> Result<()> {
         let (source, version, hash) = self.announce_install(download, pulled)?;

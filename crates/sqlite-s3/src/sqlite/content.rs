@@ -14,6 +14,7 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::hash::ContentHash;
 
 /// Header byte ranges left out of the content hash.
 const VOLATILE: [std::ops::Range<usize>; 4] = [18..20, 24..28, 40..44, 92..100];
@@ -58,13 +59,13 @@ impl ContentHasher {
     }
 
     /// The hash, and how many bytes were fed.
-    pub fn finalize(&self) -> (blake3::Hash, u64) {
-        (self.hasher.finalize(), self.offset)
+    pub fn finalize(&self) -> (ContentHash, u64) {
+        (self.hasher.finalize().into(), self.offset)
     }
 }
 
 /// The content hash of a file, and its length.
-pub fn hash_file(path: &Path) -> Result<(blake3::Hash, u64)> {
+pub fn hash_file(path: &Path) -> Result<(ContentHash, u64)> {
     let mut file = std::fs::File::open(path).map_err(Error::io("reading", path))?;
     let mut hasher = ContentHasher::new();
     let mut buf = vec![0u8; 256 * 1024];
@@ -81,7 +82,7 @@ pub fn hash_file(path: &Path) -> Result<(blake3::Hash, u64)> {
 mod tests {
     use super::*;
 
-    fn hash_in_pieces(bytes: &[u8], piece: usize) -> blake3::Hash {
+    fn hash_in_pieces(bytes: &[u8], piece: usize) -> ContentHash {
         let mut hasher = ContentHasher::new();
         for part in bytes.chunks(piece) {
             hasher.update(part);

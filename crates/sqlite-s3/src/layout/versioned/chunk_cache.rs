@@ -11,6 +11,7 @@
 //! each pull the cache is cut back to its size cap, least recently used
 //! first (use touches a file's modification time).
 
+use crate::hash::ContentHash;
 use std::path::PathBuf;
 
 /// A chunk cache. See the module docs.
@@ -26,15 +27,15 @@ impl ChunkCache {
         Self { dir, cap }
     }
 
-    fn path(&self, hash: &str) -> PathBuf {
-        self.dir.join(hash)
+    fn path(&self, hash: &ContentHash) -> PathBuf {
+        self.dir.join(hash.to_hex())
     }
 
     /// The bytes of chunk `hash`, if cached and sound.
-    pub fn get(&self, hash: &str) -> Option<Vec<u8>> {
+    pub fn get(&self, hash: &ContentHash) -> Option<Vec<u8>> {
         let path = self.path(hash);
         let bytes = std::fs::read(&path).ok()?;
-        if blake3::hash(&bytes).to_hex().as_str() != hash {
+        if ContentHash::of(&bytes) != *hash {
             let _ = std::fs::remove_file(&path);
             return None;
         }
@@ -46,7 +47,7 @@ impl ChunkCache {
     }
 
     /// Keeps chunk `hash`. Failures only cost a later download.
-    pub fn put(&self, hash: &str, bytes: &[u8]) {
+    pub fn put(&self, hash: &ContentHash, bytes: &[u8]) {
         if self.cap == 0 || std::fs::create_dir_all(&self.dir).is_err() {
             return;
         }
@@ -94,8 +95,8 @@ impl ChunkCache {
 mod tests {
     use super::*;
 
-    fn hash(bytes: &[u8]) -> String {
-        blake3::hash(bytes).to_hex().to_string()
+    fn hash(bytes: &[u8]) -> ContentHash {
+        ContentHash::of(bytes)
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::hash::ContentHash;
 
 /// Chunk transfers under way at once.
 pub const TRANSFERS: usize = 8;
@@ -13,8 +14,8 @@ pub const TRANSFERS: usize = 8;
 /// has 4096 chunks, whose manifest is about 160 KiB compressed.
 pub const CHUNK_SIZE: u64 = 256 << 10;
 
-/// The BLAKE3 (hex) of each chunk of a file.
-pub fn hash_chunks(path: &Path, chunk_size: u64) -> Result<Vec<String>> {
+/// The hash of each chunk of a file.
+pub fn hash_chunks(path: &Path, chunk_size: u64) -> Result<Vec<ContentHash>> {
     let mut file = std::fs::File::open(path).map_err(Error::io("reading", path))?;
     let mut hashes = Vec::new();
     let mut buf = vec![0u8; chunk_size as usize];
@@ -23,7 +24,7 @@ pub fn hash_chunks(path: &Path, chunk_size: u64) -> Result<Vec<String>> {
         if n == 0 {
             break;
         }
-        hashes.push(blake3::hash(&buf[..n]).to_hex().to_string());
+        hashes.push(ContentHash::of(&buf[..n]));
         if n < buf.len() {
             break;
         }
@@ -54,11 +55,15 @@ pub fn compress(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// Decompresses a chunk and checks it against its hash.
-pub fn decompress_checked(compressed: &[u8], hash: &str, chunk_size: u64) -> std::result::Result<Vec<u8>, String> {
+pub fn decompress_checked(
+    compressed: &[u8],
+    hash: &ContentHash,
+    chunk_size: u64,
+) -> std::result::Result<Vec<u8>, String> {
     let bytes =
         zstd::bulk::decompress(compressed, chunk_size as usize).map_err(|e| format!("does not decompress: {e}"))?;
-    let actual = blake3::hash(&bytes).to_hex();
-    if actual.as_str() != hash {
+    let actual = ContentHash::of(&bytes);
+    if actual != *hash {
         return Err(format!("its content hashes to {actual}, not {hash}"));
     }
     Ok(bytes)

@@ -1,7 +1,6 @@
 //! Committing a version: chunks first, then the manifest, created with
 //! `If-None-Match: *` (the commit point).
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -10,15 +9,18 @@ use object_store::{Attributes, ObjectStoreExt, PutMode, PutPayload};
 
 use super::chunks;
 use super::chunks::TRANSFERS;
+use super::plan;
 use super::versions::Versioned;
 use crate::error::{Error, Result};
+use crate::hash::ContentHash;
 use crate::layout::contract::{Found, Landed, Published};
 use crate::layout::in_flight::InFlight;
 use crate::layout::keys::Keys;
-use crate::layout::manifest::{ChunkRef, Entry, FORMAT, Manifest};
+use crate::layout::manifest::{Entry, FORMAT, Manifest};
 use crate::progress::{Direction, ProgressFn, report};
 use crate::store::Remote;
 use crate::store::cas::{self, Condition};
+use crate::timestamp::Timestamp;
 
 /// How old an unreferenced chunk must be before gc deletes it; a commit
 /// that has run for half of it uploads its new chunks again.
@@ -69,48 +71,22 @@ impl Versioned {
             .await
             .expect("hashing does not panic")?;
 
-        let homes = parent
-            .as_ref()
-            .map_or_else(|| vec![keys.own_home()], |p| p.homes.clone());
-        let existing: HashMap<&str, &ChunkRef> = parent
-            .iter()
-            .flat_map(|p| p.chunks.iter().map(|c| (c.hash.as_str(), c)))
-            .collect();
-        let own = homes.iter().position(|h| *h == keys.own_home()).expect("pushed above");
-        let own = u16::try_from(own).map_err(|_| Error::InvalidState("too many chunk homes".into()))?;
-        let mut refs = Vec::with_capacity(hashes.len());
-        let mut sent: HashMap<String, ()> = HashMap::new();
-        let to_send: u64 = hashes
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| !existing.contains_key(h.as_str()))
-            .map(|(i, _)| {
-                let start = i as u64 * chunks::CHUNK_SIZE;
-                (start + chunks::CHUNK_SIZE).min(size) - start
-            })
-            .sum();
-        report(progress, Direction::Upload, 0, to_send);
-        let mut uploads = Vec::new();
-        for (index, hash) in hashes.iter().enumerate() {
-            if let Some(existing) = existing.get(hash.as_str()) {
-                refs.push((*existing).clone());
-                continue;
+        let plan = plan::commit(&hashes, size, chunks::CHUNK_SIZE, parent, &keys.own_home()).map_err(|reason| {
+            Error::Corrupt {
+                url: remote.url().to_string(),
+                reason,
             }
-            refs.push(ChunkRef {
-                hash: hash.clone(),
-                home: own,
-            });
-            if sent.insert(hash.clone(), ()).is_none() {
-                uploads.push((index, Keys::chunk(&homes[usize::from(own)], hash)));
-            }
-        }
+        })?;
+        let home = plan.homes[usize::from(plan.own)].clone();
+        let home = home.as_str();
+        report(progress, Direction::Upload, 0, plan.upload_bytes);
         let (mut uploaded, mut done) = (0u64, 0u64);
-        let hashes_ref = &hashes;
-        let puts = futures::stream::iter(uploads.into_iter().map(|(index, key)| async move {
+        let puts = futures::stream::iter(plan.uploads.iter().copied().map(|(index, hash)| async move {
+            let key = Keys::chunk(home, &hash);
             let bytes = chunks::read_chunk(file, index, chunks::CHUNK_SIZE)?;
             // The file must not have changed since it was hashed: a chunk is
             // only ever stored under the hash of its bytes.
-            if blake3::hash(&bytes).to_hex().as_str() != hashes_ref[index] {
+            if ContentHash::of(&bytes) != hash {
                 return Err(Error::InvalidState(format!(
                     "{} changed while it was being published; publish again",
                     file.display()
@@ -134,13 +110,12 @@ impl Versioned {
             let (compressed, raw) = sizes?;
             uploaded += compressed;
             done += raw;
-            report(progress, Direction::Upload, done, to_send);
+            report(progress, Direction::Upload, done, plan.upload_bytes);
         }
         // A commit this slow may have had its chunks collected by gc (see
-        // history.rs): upload them again before the manifest names them.
+        // history/gc.rs): upload them again before the manifest names them.
         if started.elapsed() > DEFAULT_GRACE / 2 {
-            self.refresh_chunks(remote, file, &hashes, &homes[usize::from(own)], &sent)
-                .await?;
+            self.refresh_chunks(remote, file, home, &plan.uploads).await?;
         }
         let number = parent.map_or(1, |p| p.version + 1);
         Ok(Manifest {
@@ -150,30 +125,27 @@ impl Versioned {
             size,
             page_size,
             chunk_size: chunks::CHUNK_SIZE,
-            homes,
-            chunks: refs,
-            committed_at: crate::layout::manifest::now(),
+            homes: plan.homes,
+            chunks: plan.chunks,
+            committed_at: Timestamp::now(),
             writer: token.to_string(),
             uploaded_bytes: uploaded,
             moved_to_single: false,
         })
     }
 
-    /// Uploads again every chunk of `sent`, so that each is young enough for
-    /// gc's grace period to cover it until the manifest names it.
+    /// Uploads again every chunk of `uploads` (index in `file`, hash), so
+    /// that each is young enough for gc's grace period to cover it until
+    /// the manifest names it.
     pub(crate) async fn refresh_chunks(
         &self,
         remote: &Remote,
         file: &Path,
-        hashes: &[String],
         home: &str,
-        sent: &HashMap<String, ()>,
+        uploads: &[(usize, ContentHash)],
     ) -> Result<()> {
-        for (index, hash) in hashes.iter().enumerate() {
-            if !sent.contains_key(hash) {
-                continue;
-            }
-            let bytes = chunks::compress(&chunks::read_chunk(file, index, chunks::CHUNK_SIZE)?);
+        for (index, hash) in uploads {
+            let bytes = chunks::compress(&chunks::read_chunk(file, *index, chunks::CHUNK_SIZE)?);
             remote
                 .store()
                 .put_opts(&Keys::chunk(home, hash), bytes.into(), PutMode::Overwrite.into())

@@ -18,6 +18,7 @@ use crate::options::WriteMode;
 use crate::progress::ProgressFn;
 use crate::store::Remote;
 use crate::store::cas;
+use crate::timestamp::Timestamp;
 
 #[async_trait]
 impl Layout for Versioned {
@@ -161,7 +162,7 @@ impl Layout for Versioned {
         let copy = Manifest {
             version: base.version + 1,
             parent: Some(base.version),
-            committed_at: crate::layout::manifest::now(),
+            committed_at: Timestamp::now(),
             writer: token.clone(),
             uploaded_bytes: 0,
             moved_to_single: false,

@@ -27,6 +27,7 @@ mod chunks;
 mod commit;
 mod layout;
 mod moves;
+mod plan;
 mod pull;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -30,6 +30,7 @@ use crate::layout::marker::{Marker, marker_check};
 use crate::progress::ProgressFn;
 use crate::store::Remote;
 use crate::store::cas::{self, Condition};
+use crate::timestamp::Timestamp;
 
 impl Versioned {
     /// Uploads the chunks of `file` that `parent` lacks and stages the
@@ -237,7 +238,7 @@ impl Versioned {
         let moved = Manifest {
             version: newest.version + 1,
             parent: Some(newest.version),
-            committed_at: crate::layout::manifest::now(),
+            committed_at: Timestamp::now(),
             writer: writer.to_string(),
             uploaded_bytes: 0,
             moved_to_single: true,

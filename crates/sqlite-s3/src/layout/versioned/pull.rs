@@ -7,6 +7,7 @@ use futures::StreamExt;
 use object_store::ObjectStoreExt;
 
 use super::chunks::{self, TRANSFERS};
+use super::plan;
 use super::versions::Versioned;
 use crate::error::{Error, Result};
 use crate::layout::contract::{Base, Pulled};
@@ -33,11 +34,11 @@ impl Versioned {
         // same chunking; fetch only the chunks whose hash differs.
         let base = known
             .and_then(RemoteVersion::as_manifest)
-            .zip(base_file)
-            .filter(|(m, _)| m.chunk_size == manifest.chunk_size);
-        match base {
-            Some((_, file)) => file.copy_to(dest)?,
-            None => std::fs::File::create(dest)
+            .filter(|_| base_file.is_some());
+        let plan = plan::pull(manifest, base);
+        match base_file {
+            Some(file) if plan.from_base => file.copy_to(dest)?,
+            _ => std::fs::File::create(dest)
                 .map(drop)
                 .map_err(Error::io("writing", dest))?,
         }
@@ -46,17 +47,11 @@ impl Versioned {
             .open(dest)
             .map_err(Error::io("writing", dest))?;
         out.set_len(manifest.size).map_err(Error::io("writing", dest))?;
-        let wanted: Vec<usize> = (0..manifest.chunks.len())
-            .filter(|&i| base.and_then(|(m, _)| m.chunks.get(i)).map(|c| &c.hash) != Some(&manifest.chunks[i].hash))
-            .collect();
-        let total: u64 = wanted
-            .iter()
-            .map(|&i| manifest.range(i).end - manifest.range(i).start)
-            .sum();
+        let total = plan.bytes;
         let (mut written, mut downloaded) = (0u64, 0u64);
         // Chunks this machine already has cost nothing.
         let mut fetch = Vec::new();
-        for index in wanted {
+        for index in plan.wanted {
             let cached = self.cache.as_ref().and_then(|c| c.get(&manifest.chunks[index].hash));
             let range = manifest.range(index);
             match cached {

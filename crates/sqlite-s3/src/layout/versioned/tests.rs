@@ -25,7 +25,7 @@ pub(crate) async fn publish(remote: &Remote, file: &Path, base: Option<&RemoteVe
             file,
             base,
             WriteMode::Conditional,
-            &InFlight::over(base, false).with_attempt(token, ""),
+            &InFlight::over(base, false).with_attempt(token, None),
             None,
         )
         .await
