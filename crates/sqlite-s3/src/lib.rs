@@ -40,6 +40,7 @@
 #![warn(missing_docs)]
 
 pub mod adapters;
+mod atomic_file;
 pub mod blocking;
 pub mod cache;
 mod database;
