@@ -41,6 +41,7 @@
 
 pub mod adapters;
 mod atomic_file;
+mod backoff;
 pub mod blocking;
 pub mod cache;
 mod database;
