@@ -52,6 +52,11 @@ use crate::store::cas::{self, Condition, Landed};
 /// expired: the clock difference between machines the protocol tolerates.
 pub const CLOCK_SKEW: Duration = Duration::from_secs(2);
 
+/// The pauses between reads of a lease someone else holds (full jitter, see
+/// `backoff.rs`): up to 100 ms, doubling to up to 500 ms.
+const WAIT_BASE: Duration = Duration::from_millis(100);
+const WAIT_CAP: Duration = Duration::from_millis(500);
+
 /// The lease record, as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Record {
@@ -118,6 +123,7 @@ impl Lease {
     pub async fn acquire(remote: &Remote, owner: &str, ttl: Duration, wait: Duration) -> Result<Self> {
         let key = Path::from(format!("{}.sqlite-s3-lease", remote.key()));
         let deadline = Instant::now() + wait;
+        let mut waits = 0;
         loop {
             let current = read(remote, &key).await?;
             let fence = match &current {
@@ -132,7 +138,8 @@ impl Lease {
                             expires_in_secs: left + CLOCK_SKEW.as_secs(),
                         });
                     }
-                    let pause = Duration::from_millis(100 + fastrand::u64(..200));
+                    waits += 1;
+                    let pause = crate::backoff::full_jitter(WAIT_BASE, WAIT_CAP, waits);
                     tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
                     continue;
                 }

@@ -42,6 +42,8 @@
 // Layers, each using only those above it in this list (ARCHITECTURE.md
 // draws them): the ground; options; the store; SQLite; layouts; the local
 // cache; the session; what is built on sessions; adapters on top.
+mod atomic_file;
+mod backoff;
 mod error;
 mod hash;
 mod location;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::atomic_file;
 use crate::cache;
 use crate::error::{Error, Result};
 use crate::layout::{self, InFlight, Published, RemoteVersion, Version};
@@ -82,15 +83,9 @@ pub async fn pull_to_file(remote: Remote, options: &Options, dest: &Path) -> Res
             url: remote.url().to_string(),
         });
     };
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".sqlite-s3-pull-")
-        .tempfile_in(dir)
-        .map_err(Error::io("creating a file in", dir))?;
-    let bytes = std::fs::copy(session.working_copy(), tmp.path()).map_err(Error::io("writing", tmp.path()))?;
-    tmp.as_file().sync_all().map_err(Error::io("writing", tmp.path()))?;
-    tmp.persist(&dest)
-        .map_err(|e| Error::io("renaming into place", &dest)(e.error))?;
+    let working_copy = session.working_copy();
+    let mut source = std::fs::File::open(&working_copy).map_err(Error::io("reading", &working_copy))?;
+    let bytes = atomic_file::write_with(&dest, |file| std::io::copy(&mut source, file))?;
     session.close().await?;
     let record = PullRecord {
         url: remote.url().to_string(),
@@ -221,5 +216,5 @@ fn save_record(path: &Path, record: &PullRecord) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
     }
     let bytes = serde_json::to_vec_pretty(record).expect("a record always serializes");
-    std::fs::write(path, bytes).map_err(Error::io("writing", path))
+    atomic_file::write(path, &bytes)
 }

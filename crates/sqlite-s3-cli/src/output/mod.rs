@@ -215,30 +215,26 @@ pub fn markdown(table: &Table, headers: bool, out: &mut impl Write) -> io::Resul
     Ok(())
 }
 
-/// RFC 4180 CSV with a header row; NULL is an empty field.
+/// RFC 4180 CSV with a header row, written by the `csv` crate: fields
+/// holding a comma, a quote, CR or LF are quoted, quotes doubled, lines end
+/// in CRLF. NULL is an empty field (written `""` when it is a row's only
+/// field, so that the row is not read as a blank line); a BLOB is its SQL
+/// hex literal, as in tables.
 pub fn csv(table: &Table, headers: bool, out: &mut impl Write) -> io::Result<()> {
-    let field = |text: &str| {
-        if text.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", text.replace('"', "\"\""))
-        } else {
-            text.to_string()
-        }
-    };
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .flexible(true)
+        .from_writer(out);
     if headers {
-        let header: Vec<String> = table.columns.iter().map(|c| field(c)).collect();
-        write!(out, "{}\r\n", header.join(","))?;
+        writer.write_record(&table.columns)?;
     }
     for row in &table.rows {
-        let fields: Vec<String> = row
-            .iter()
-            .map(|v| match v {
-                Value::Null => String::new(),
-                v => field(&v.display()),
-            })
-            .collect();
-        write!(out, "{}\r\n", fields.join(","))?;
+        writer.write_record(row.iter().map(|v| match v {
+            Value::Null => String::new(),
+            v => v.display(),
+        }))?;
     }
-    Ok(())
+    writer.flush()
 }
 
 /// A time as RFC 3339 in UTC with milliseconds, as `log` and `info` show it.
@@ -300,6 +296,35 @@ mod tests {
     fn csv_quotes_what_needs_quoting() {
         let text = render(Format::Csv);
         assert_eq!(text, "id,name,data\r\n1,日本語,\r\n22,\"a,\"\"b\"\"\",x'dead'\r\n");
+    }
+
+    #[test]
+    fn csv_quotes_line_breaks_and_leaves_other_text_alone() {
+        let table = Table {
+            columns: vec!["a,b".into(), "c".into()],
+            rows: vec![
+                vec![Value::Text("one\ntwo".into()), Value::Text("cr\r".into())],
+                vec![Value::Text(" spaced ".into()), Value::Real(1.5)],
+                vec![Value::Text(String::new()), Value::Null],
+            ],
+        };
+        let mut out = Vec::new();
+        write(Format::Csv, &table, true, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"a,b\",c\r\n\"one\ntwo\",\"cr\r\"\r\n spaced ,1.5\r\n,\r\n"
+        );
+    }
+
+    #[test]
+    fn csv_writes_a_lone_null_as_an_empty_quoted_field() {
+        let table = Table {
+            columns: vec!["a".into()],
+            rows: vec![vec![Value::Null], vec![Value::Integer(1)]],
+        };
+        let mut out = Vec::new();
+        write(Format::Csv, &table, false, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "\"\"\r\n1\r\n");
     }
 
     #[test]

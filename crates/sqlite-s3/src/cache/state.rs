@@ -124,16 +124,9 @@ impl SlotState {
         }
     }
 
-    /// Writes the state atomically (temporary file, fsync, rename).
+    /// Writes the state whole or not at all, durably (see `atomic_file`).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let tmp = path.with_extension("json.tmp");
         let bytes = serde_json::to_vec_pretty(self).expect("the state always serializes");
-        let write = || -> std::io::Result<()> {
-            let mut file = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut file, &bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, path)
-        };
-        write().map_err(Error::io("writing", path))
+        crate::atomic_file::write(path, &bytes)
     }
 }

@@ -105,11 +105,7 @@ impl RetryPolicy {
     /// duration up to `min(max_delay, base_delay * 2^(attempt-1))` ("full
     /// jitter"), so that writers that collided do not collide again.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-        let cap = exp.min(self.max_delay);
-        cap.mul_f64(fastrand::f64())
+        crate::backoff::full_jitter(self.base_delay, self.max_delay, attempt)
     }
 }
 

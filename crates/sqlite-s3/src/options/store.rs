@@ -144,9 +144,6 @@ impl RequestRetry {
     /// The pause after failed try `attempt` (1-based): a random duration
     /// up to `min(max_delay, base_delay * 2^(attempt-1))`.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-        exp.min(self.max_delay).mul_f64(fastrand::f64())
+        crate::backoff::full_jitter(self.base_delay, self.max_delay, attempt)
     }
 }

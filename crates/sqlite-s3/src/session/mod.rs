@@ -26,6 +26,7 @@ use std::time::Instant;
 
 use rusqlite::Connection;
 
+use crate::atomic_file;
 use crate::cache::state::{Installing, Status};
 use crate::cache::{self, Slot};
 use crate::error::{Error, Result};
@@ -602,7 +603,7 @@ impl Session {
         for side in sqlite::side_files(&db) {
             sqlite::remove_file(&side)?;
         }
-        std::fs::rename(&source, &db).map_err(Error::io("renaming into place", &db))?;
+        atomic_file::install(&source, &db)?;
         let state = &mut self.slot.state;
         (state.version, state.pulled_hash) = (version, Some(hash));
         (state.installing, state.publishing) = (None, None);

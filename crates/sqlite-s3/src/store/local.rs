@@ -42,6 +42,7 @@ use object_store::{
     ObjectMeta, ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 
+use crate::atomic_file;
 use crate::error::{Error, Result};
 use crate::location::DatabaseUrl;
 
@@ -136,7 +137,7 @@ fn compose(token: &str, metadata: &std::fs::Metadata) -> String {
     format!("{token}:{}", file_etag(metadata))
 }
 
-fn generic(source: std::io::Error) -> object_store::Error {
+fn generic(source: impl std::error::Error + Send + Sync + 'static) -> object_store::Error {
     object_store::Error::Generic {
         store: "LocalStore",
         source: Box::new(source),
@@ -186,24 +187,19 @@ fn compare_and_swap(
         }
         _ => {}
     }
-    let mut staged = tempfile::Builder::new()
-        .prefix(".sqlite-s3-put-")
-        .tempfile_in(dir)
-        .map_err(generic)?;
-    for chunk in payload.iter() {
-        staged.write_all(chunk).map_err(generic)?;
-    }
-    staged.as_file().sync_all().map_err(generic)?;
-    let file = staged.persist(object).map_err(|e| generic(e.error))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(generic)?;
-    let metadata = file.metadata().map_err(generic)?;
+    atomic_file::write_with(object, |file| {
+        payload.iter().try_for_each(|chunk| file.write_all(chunk))
+    })
+    .map_err(generic)?;
+    // Under the lock: no write through this store can have replaced it.
+    let metadata = std::fs::metadata(object).map_err(generic)?;
     // Objects never updated conditionally and without metadata (chunks,
     // manifests, hints) keep no version file: no condition ever names their
     // ETag, so the file part is enough.
     let needs_version = text.is_some() || !opts.attributes.is_empty() || matches!(opts.mode, PutMode::Update(_));
     let new_token = if needs_version {
         let new_token = format!("{:016x}", fastrand::u64(..));
-        write_atomically(version, format_version(&new_token, &opts.attributes).as_bytes()).map_err(generic)?;
+        atomic_file::write(version, format_version(&new_token, &opts.attributes).as_bytes()).map_err(generic)?;
         new_token
     } else {
         String::new()
@@ -220,18 +216,6 @@ impl fmt::Display for LocalStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "LocalStore({})", self.root.display())
     }
-}
-
-/// Writes a small file whole: a temporary file, fsync, rename.
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().expect("a version file has a directory");
-    let mut staged = tempfile::Builder::new()
-        .prefix(".sqlite-s3-version-")
-        .tempfile_in(dir)?;
-    staged.write_all(bytes)?;
-    staged.as_file().sync_all()?;
-    staged.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 /// The store's own files, which are not objects.

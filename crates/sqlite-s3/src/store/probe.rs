@@ -114,7 +114,7 @@ pub async fn ensure_conditional(remote: &Remote) -> Result<()> {
     if let Some(dir) = file.parent()
         && std::fs::create_dir_all(dir).is_ok()
     {
-        let _ = std::fs::write(&file, serde_json::to_vec(&passed).expect("serializes"));
+        let _ = crate::atomic_file::write(&file, &serde_json::to_vec(&passed).expect("serializes"));
     }
     PASSED.lock().expect("probe memo").get_or_insert_default().insert(name);
     Ok(())

@@ -47,6 +47,9 @@ impl ChunkCache {
     }
 
     /// Keeps chunk `hash`. Failures only cost a later download.
+    ///
+    /// Not through `atomic_file`: no fsync is worth its cost here, since a
+    /// chunk torn by a crash fails its hash check in [`ChunkCache::get`].
     pub fn put(&self, hash: &ContentHash, bytes: &[u8]) {
         if self.cap == 0 || std::fs::create_dir_all(&self.dir).is_err() {
             return;
