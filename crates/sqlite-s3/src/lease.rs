@@ -47,6 +47,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::store::Remote;
 use crate::store::cas::{self, Condition, Landed};
+use crate::store::keys::Keys;
 
 /// How much later than its holder said other processes take a lease for
 /// expired: the clock difference between machines the protocol tolerates.
@@ -121,7 +122,7 @@ impl Lease {
     /// [`Error::LeaseHeld`] when someone else still holds it after `wait`;
     /// store errors.
     pub async fn acquire(remote: &Remote, owner: &str, ttl: Duration, wait: Duration) -> Result<Self> {
-        let key = Path::from(format!("{}.sqlite-s3-lease", remote.key()));
+        let key = Keys::new(remote).lease();
         let deadline = Instant::now() + wait;
         let mut waits = 0;
         loop {

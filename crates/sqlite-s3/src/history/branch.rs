@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 use super::log::{no_version, not_versioned};
 use crate::error::{Error, Result};
 use crate::layout::conflict;
-use crate::layout::keys::Keys;
 use crate::layout::manifest::Manifest;
 use crate::layout::versioned::Versioned;
 use crate::store::Remote;
 use crate::store::cas;
+use crate::store::keys::Keys;
 use crate::timestamp::Timestamp;
 
 /// A database that shares this one's chunks, recorded under

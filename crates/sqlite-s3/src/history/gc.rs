@@ -36,11 +36,11 @@ use super::branch::BranchRecord;
 use super::log::not_versioned;
 use crate::error::{Error, Result};
 use crate::hash::ContentHash;
-use crate::layout::keys::{Keys, object_name};
 use crate::layout::manifest::{self, Entry, Manifest};
 use crate::layout::marker::{MARKER_MAX, Marker};
 use crate::layout::versioned::Versioned;
 use crate::store::Remote;
+use crate::store::keys::{Keys, object_name};
 use crate::timestamp::Timestamp;
 
 /// Which versions gc keeps. The newest is always kept.

@@ -2,9 +2,9 @@
 
 use crate::error::{Error, Result};
 use crate::layout::VersionInfo;
-use crate::layout::keys::Keys;
 use crate::layout::versioned::Versioned;
 use crate::store::Remote;
+use crate::store::keys::Keys;
 
 /// Every version of the database, oldest first (one LIST and one GET per
 /// version).

@@ -4,10 +4,10 @@ use std::time::SystemTime;
 
 use super::log::{log, moved, no_version, not_versioned};
 use crate::error::{Error, Result};
-use crate::layout::keys::Keys;
 use crate::layout::manifest::Manifest;
 use crate::layout::versioned::Versioned;
 use crate::store::Remote;
+use crate::store::keys::Keys;
 use crate::timestamp::Timestamp;
 
 /// Which state [`restore`] brings back.

@@ -7,10 +7,10 @@ use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
 use super::contract::Landed;
-use super::keys::Keys;
 use crate::error::{Error, Result};
 use crate::store::Remote;
 use crate::store::cas::Condition;
+use crate::store::keys::Keys;
 
 /// How a marker's body begins; readable by anyone who downloads it.
 const MAGIC: &[u8] = b"sqlite-s3: this database moved to the versioned layout (KEY.sqlite-s3/)\n";

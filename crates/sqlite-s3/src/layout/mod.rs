@@ -15,7 +15,6 @@ mod contract;
 pub(crate) mod convert;
 mod detect;
 mod in_flight;
-pub(crate) mod keys;
 pub(crate) mod manifest;
 pub(crate) mod marker;
 pub(crate) mod single;

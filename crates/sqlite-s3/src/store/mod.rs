@@ -15,6 +15,7 @@ mod counting;
 mod failure;
 mod gcs;
 mod identity;
+pub(crate) mod keys;
 pub(crate) mod local;
 mod memory;
 pub(crate) mod probe;

@@ -29,6 +29,7 @@ use object_store::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::keys::Keys;
 use super::remote::Remote;
 use crate::error::{Error, Result};
 use crate::location::Scheme;
@@ -165,11 +166,7 @@ impl Conditions {
 
 /// A new probe object's key, beside the database.
 fn probe_key(remote: &Remote) -> Key {
-    Key::from(format!(
-        "{}.sqlite-s3-probe-{}",
-        remote.key(),
-        crate::token::new_token()
-    ))
+    Keys::new(remote).probe(&crate::token::new_token())
 }
 
 async fn put(

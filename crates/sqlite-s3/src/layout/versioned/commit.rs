@@ -15,11 +15,11 @@ use crate::error::{Error, Result};
 use crate::hash::ContentHash;
 use crate::layout::contract::{Found, Landed, Published};
 use crate::layout::in_flight::InFlight;
-use crate::layout::keys::Keys;
 use crate::layout::manifest::{Entry, FORMAT, Manifest};
 use crate::progress::{Direction, ProgressFn, report};
 use crate::store::Remote;
 use crate::store::cas::{self, Condition};
+use crate::store::keys::Keys;
 use crate::timestamp::Timestamp;
 
 /// How old an unreferenced chunk must be before gc deletes it; a commit

@@ -11,13 +11,13 @@ use crate::layout::contract::{
     Base, Found, Landed, Layout, Published, Pulled, conflict, fenced, publish_unknown, with_fence,
 };
 use crate::layout::in_flight::InFlight;
-use crate::layout::keys::Keys;
 use crate::layout::manifest::Manifest;
 use crate::layout::version::{RemoteVersion, Version};
 use crate::options::WriteMode;
 use crate::progress::ProgressFn;
 use crate::store::Remote;
 use crate::store::cas;
+use crate::store::keys::Keys;
 use crate::timestamp::Timestamp;
 
 #[async_trait]

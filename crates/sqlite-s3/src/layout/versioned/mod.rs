@@ -9,10 +9,11 @@
 //! ```
 //!
 //! - **Commit**: cut the file into 256 KiB chunks, upload the chunks the base
-//!   version lacks (create-if-absent: content-addressed, so an existing one
-//!   is fine), then create manifest N+1 with `If-None-Match: *`. Exactly one
-//!   of several concurrent committers on N wins; the others get a conflict.
-//!   Only create-if-absent is needed, which every store has.
+//!   version lacks (a plain overwrite: content-addressed, so rewriting an
+//!   existing one is harmless, and makes it young again for gc), then create
+//!   manifest N+1 with `If-None-Match: *`. Exactly one of several concurrent
+//!   committers on N wins; the others get a conflict. Only create-if-absent
+//!   is needed, which every store has.
 //! - **Warm pull**: GET manifest N+1; 404 means N is still the newest: one
 //!   request, nothing downloaded. Otherwise walk forward to the newest and
 //!   download only the chunks whose hash changed, patched into a copy of the

@@ -24,12 +24,12 @@ use super::versions::Versioned;
 use crate::error::{Error, Result};
 use crate::layout::contract::{Found, Landed, Published, conflict, publish_unknown};
 use crate::layout::in_flight::InFlight;
-use crate::layout::keys::{Keys, object_name};
 use crate::layout::manifest::Manifest;
 use crate::layout::marker::{Marker, marker_check};
 use crate::progress::ProgressFn;
 use crate::store::Remote;
 use crate::store::cas::{self, Condition};
+use crate::store::keys::{Keys, object_name};
 use crate::timestamp::Timestamp;
 
 impl Versioned {

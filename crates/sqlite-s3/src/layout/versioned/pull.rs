@@ -11,11 +11,11 @@ use super::plan;
 use super::versions::Versioned;
 use crate::error::{Error, Result};
 use crate::layout::contract::{Base, Pulled};
-use crate::layout::keys::{Keys, object_name};
 use crate::layout::manifest::Manifest;
 use crate::layout::version::RemoteVersion;
 use crate::progress::{Direction, ProgressFn, report};
 use crate::store::Remote;
+use crate::store::keys::{Keys, object_name};
 
 impl Versioned {
     /// Writes version `manifest` into `dest`, starting from `base_file` (the

@@ -5,10 +5,10 @@ use object_store::ObjectStoreExt;
 
 use super::chunk_cache::ChunkCache;
 use crate::error::{Error, Result};
-use crate::layout::keys::{Keys, object_name};
 use crate::layout::manifest::{self, Entry, Manifest};
 use crate::layout::version::RemoteVersion;
 use crate::store::Remote;
+use crate::store::keys::{Keys, object_name};
 
 /// See the module docs.
 #[derive(Debug, Default, Clone)]

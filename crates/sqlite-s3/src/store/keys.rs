@@ -7,12 +7,14 @@
 //! KEY.sqlite-s3/latest                  the hint of a recent version
 //! KEY.sqlite-s3/staged/<writer>         a version staged by a move
 //! KEY.sqlite-s3/branches/<name>         branches that share this home's chunks
+//! KEY.sqlite-s3-lease                   the lease (lease.rs)
+//! KEY.sqlite-s3-probe-<token>           the store check's probe (probe.rs)
 //! ```
 
 use object_store::path::Path as Key;
 
+use super::remote::Remote;
 use crate::hash::ContentHash;
-use crate::store::Remote;
 
 /// The keys of one database in the versioned layout.
 #[derive(Debug, Clone)]
@@ -32,6 +34,16 @@ impl Keys {
         Self {
             root: format!("{key}.sqlite-s3"),
         }
+    }
+
+    /// The lease of the database.
+    pub(crate) fn lease(&self) -> Key {
+        Key::from(format!("{}-lease", self.root))
+    }
+
+    /// A probe object of the store check, named by `token`.
+    pub(crate) fn probe(&self, token: &str) -> Key {
+        Key::from(format!("{}-probe-{token}", self.root))
     }
 
     /// Version `n`.
@@ -96,6 +108,8 @@ mod tests {
         );
         assert_eq!(keys.manifests().as_ref(), "dir/app.db.sqlite-s3/manifests");
         assert_eq!(keys.latest().as_ref(), "dir/app.db.sqlite-s3/latest");
+        assert_eq!(keys.lease().as_ref(), "dir/app.db.sqlite-s3-lease");
+        assert_eq!(keys.probe("t").as_ref(), "dir/app.db.sqlite-s3-probe-t");
         assert_eq!(keys.own_home(), "dir/app.db.sqlite-s3/chunks");
         assert_eq!(keys.staged("ab").as_ref(), "dir/app.db.sqlite-s3/staged/ab");
         assert_eq!(keys.branches().as_ref(), "dir/app.db.sqlite-s3/branches");
