@@ -197,14 +197,26 @@ fn refused(error: &object_store::Error) -> bool {
 }
 
 /// Creates, creates again, updates, updates with a stale ETag, and removes
-/// a probe object.
+/// a probe object. The conditional writes are sent once each (a retried one
+/// could be answered for its lost first try), so a transient failure
+/// starts the probe again on a new object, within the store's retry budget.
 async fn probe_conditions(remote: &Remote) -> Result<Conditions> {
-    let key = probe_key(remote);
-    let result = probe_on(remote, &key).await;
-    if let Err(e) = remote.store().delete(&key).await {
-        tracing::debug!("could not remove the probe object {key}: {e}");
+    let policy = *remote.retry_policy();
+    let mut attempt = 1;
+    loop {
+        let key = probe_key(remote);
+        let result = probe_on(remote, &key).await;
+        if let Err(e) = remote.store().delete(&key).await {
+            tracing::debug!("could not remove the probe object {key}: {e}");
+        }
+        match result {
+            Err(Error::Unavailable { .. }) if attempt < policy.max_attempts => {
+                tokio::time::sleep(policy.backoff(attempt)).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
     }
-    result
 }
 
 async fn probe_on(remote: &Remote, key: &Key) -> Result<Conditions> {
@@ -351,4 +363,105 @@ async fn check_on(remote: &Remote, key: &Key, listed_key: &Key) -> Result<StoreR
         tested_in_ci: !matches!(remote.url().scheme(), Scheme::Gcs),
         unfit,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use async_trait::async_trait;
+    use futures::TryStreamExt;
+    use futures::stream::BoxStream;
+    use object_store::memory::InMemory;
+    use object_store::{
+        CopyOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, PutMultipartOptions, PutResult,
+    };
+
+    use super::*;
+    use crate::location::DatabaseUrl;
+
+    /// Memory, behind an S3 URL, whose first conditional write is cut short
+    /// by a reset connection after it landed: the lost answer a probe must
+    /// not take for the store's verdict.
+    #[derive(Debug)]
+    struct FirstAnswerLost {
+        inner: InMemory,
+        lost: AtomicBool,
+    }
+
+    impl std::fmt::Display for FirstAnswerLost {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("FirstAnswerLost")
+        }
+    }
+
+    #[async_trait]
+    impl ObjectStore for FirstAnswerLost {
+        async fn put_opts(
+            &self,
+            location: &Key,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> object_store::Result<PutResult> {
+            let conditional = !matches!(opts.mode, PutMode::Overwrite);
+            let result = self.inner.put_opts(location, payload, opts).await;
+            if conditional && !self.lost.swap(true, Ordering::SeqCst) {
+                return Err(object_store::Error::Generic {
+                    store: "S3",
+                    source: Box::new(object_store::client::HttpError::new(
+                        object_store::client::HttpErrorKind::Interrupted,
+                        std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+                    )),
+                });
+            }
+            result
+        }
+
+        async fn put_multipart_opts(
+            &self,
+            location: &Key,
+            opts: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+
+        async fn get_opts(&self, location: &Key, options: GetOptions) -> object_store::Result<GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, object_store::Result<Key>>,
+        ) -> BoxStream<'static, object_store::Result<Key>> {
+            self.inner.delete_stream(locations)
+        }
+
+        fn list(&self, prefix: Option<&Key>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.inner.list(prefix)
+        }
+
+        async fn list_with_delimiter(&self, prefix: Option<&Key>) -> object_store::Result<ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+
+        async fn copy_opts(&self, from: &Key, to: &Key, options: CopyOptions) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_answer_during_the_store_check_starts_it_again_on_a_new_object() {
+        let store = Arc::new(FirstAnswerLost {
+            inner: InMemory::new(),
+            lost: AtomicBool::new(false),
+        });
+        let url = DatabaseUrl::parse("s3://bucket/app.db").unwrap();
+        let remote = Remote::with_store(url, store.clone());
+        let conditions = probe_conditions(&remote).await.expect("absorbed");
+        assert_eq!(conditions.failure(), None, "{conditions:?}");
+        assert!(store.lost.load(Ordering::SeqCst), "the fault happened");
+        let left: Vec<_> = store.inner.list(None).try_collect().await.unwrap();
+        assert!(left.is_empty(), "probe objects are removed: {left:?}");
+    }
 }
