@@ -162,8 +162,8 @@ impl Database {
     /// when done; publishes are then unconditional on it again.
     ///
     /// # Failure
-    /// [`Error::InvalidState`] for a local file, which has no store to hold
-    /// a lease; the errors of [`Lease::acquire`].
+    /// [`Error::Misuse`] for a local file, which has no store to hold a
+    /// lease; the errors of [`Lease::acquire`].
     pub async fn acquire_lease(
         &self,
         owner: &str,
@@ -171,10 +171,10 @@ impl Database {
         wait: std::time::Duration,
     ) -> Result<Lease> {
         let Some(session) = &self.session else {
-            return Err(Error::InvalidState(format!(
-                "{} is a local file: a lease needs a store URL",
-                self.target
-            )));
+            return Err(Error::Misuse {
+                url: self.target.to_string(),
+                reason: "it is a local file, and a lease needs a store to live in: use a store URL".into(),
+            });
         };
         let remote = session.lock().await.remote().clone();
         let lease = Lease::acquire(&remote, owner, ttl, wait).await?;

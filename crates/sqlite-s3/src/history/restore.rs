@@ -25,8 +25,10 @@ const ATTEMPTS: u32 = 10;
 /// nothing is deleted. Returns the new version's number.
 ///
 /// # Failure
-/// [`Error::InvalidState`] when there is no such version;
-/// [`Error::Conflict`] when other writers kept committing.
+/// [`Error::NotVersioned`] when the database has no versions;
+/// [`Error::VersionNotFound`] when there is no such version;
+/// [`Error::MovedToSingle`] when the database moved to the single-object
+/// layout; [`Error::Conflict`] when other writers kept committing.
 pub async fn restore(remote: &Remote, point: RestorePoint) -> Result<u64> {
     let number = match point {
         RestorePoint::Version(n) => n,
@@ -38,12 +40,12 @@ pub async fn restore(remote: &Remote, point: RestorePoint) -> Result<u64> {
                 .filter(|v| chrono::DateTime::parse_from_rfc3339(&v.committed_at).is_ok_and(|t| t <= time))
                 .map(|v| v.version)
                 .max()
-                .ok_or_else(|| {
-                    Error::InvalidState(format!(
-                        "{} has no version committed at or before {}",
-                        remote.url(),
+                .ok_or_else(|| Error::VersionNotFound {
+                    url: remote.url().to_string(),
+                    wanted: format!(
+                        "version committed at or before {}",
                         time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                    ))
+                    ),
                 })?
         }
     };

@@ -77,7 +77,10 @@ impl Versioned {
             .flat_map(|p| p.chunks.iter().map(|c| (c.hash.as_str(), c)))
             .collect();
         let own = homes.iter().position(|h| *h == keys.own_home()).expect("pushed above");
-        let own = u16::try_from(own).map_err(|_| Error::InvalidState("too many chunk homes".into()))?;
+        let own = u16::try_from(own).map_err(|_| Error::Corrupt {
+            url: remote.url().to_string(),
+            reason: format!("{} chunk homes are more than a manifest can name", homes.len()),
+        })?;
         let mut refs = Vec::with_capacity(hashes.len());
         let mut sent: HashMap<String, ()> = HashMap::new();
         let to_send: u64 = hashes
@@ -111,10 +114,13 @@ impl Versioned {
             // The file must not have changed since it was hashed: a chunk is
             // only ever stored under the hash of its bytes.
             if blake3::hash(&bytes).to_hex().as_str() != hashes_ref[index] {
-                return Err(Error::InvalidState(format!(
-                    "{} changed while it was being published; publish again",
-                    file.display()
-                )));
+                return Err(Error::TryAgain {
+                    url: remote.url().to_string(),
+                    reason: format!(
+                        "{} changed while it was being published, so nothing of it was committed",
+                        file.display()
+                    ),
+                });
             }
             let compressed = chunks::compress(&bytes);
             let sizes = (compressed.len() as u64, bytes.len() as u64);
