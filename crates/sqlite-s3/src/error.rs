@@ -475,6 +475,16 @@ impl Error {
         self.kind() == ErrorKind::Conflict
     }
 
+    /// This error, a [`Error::Conflict`] reporting `attempts` tries; any
+    /// other error as it is. For the loops that know how many times a
+    /// change was tried (a layout's conflict reports one try).
+    pub(crate) fn with_attempts(self, attempts: u32) -> Self {
+        match self {
+            Error::Conflict { url, .. } => Error::Conflict { url, attempts },
+            other => other,
+        }
+    }
+
     pub(crate) fn io(operation: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io {
