@@ -69,18 +69,34 @@ impl Versioned {
             .await
             .expect("hashing does not panic")?;
 
-        let homes = parent
-            .as_ref()
-            .map_or_else(|| vec![keys.own_home()], |p| p.homes.clone());
+        // New chunks go to this database's own home. The parent's homes
+        // normally include it (first for a database made here, last for a
+        // branch), but a database whose objects were copied from another
+        // key lists only the homes of the one it was copied from: it keeps
+        // reading its old chunks there and writes new ones here, so its own
+        // home is added. (gc of the database copied from does not know of
+        // the copy, as it knows of a branch: a copy should be made with
+        // `sqlite-s3 branch`.)
+        let mut homes = parent.map_or_else(Vec::new, |p| p.homes.clone());
+        let own = match homes.iter().position(|h| *h == keys.own_home()) {
+            Some(own) => own,
+            None => {
+                homes.push(keys.own_home());
+                homes.len() - 1
+            }
+        };
+        let own = u16::try_from(own).map_err(|_| Error::Corrupt {
+            url: remote.url().to_string(),
+            reason: format!(
+                "version {} lists {} chunk homes, more than a manifest can name",
+                parent.map_or(0, |p| p.version),
+                homes.len()
+            ),
+        })?;
         let existing: HashMap<&str, &ChunkRef> = parent
             .iter()
             .flat_map(|p| p.chunks.iter().map(|c| (c.hash.as_str(), c)))
             .collect();
-        let own = homes.iter().position(|h| *h == keys.own_home()).expect("pushed above");
-        let own = u16::try_from(own).map_err(|_| Error::Corrupt {
-            url: remote.url().to_string(),
-            reason: format!("{} chunk homes are more than a manifest can name", homes.len()),
-        })?;
         let mut refs = Vec::with_capacity(hashes.len());
         let mut sent: HashMap<String, ()> = HashMap::new();
         let to_send: u64 = hashes
