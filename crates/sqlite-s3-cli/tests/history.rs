@@ -35,7 +35,12 @@ fn history(place: &Place) {
     let at = versions[1]["committed_at"].as_str().unwrap();
     assert_ok(&place.run("me", &["restore", &url, "--at", at]));
     assert_eq!(value(place, &url), serde_json::json!([{"v": 2}]));
-    assert_exit(&place.run("me", &["restore", &url, "--at", "yesterday"]), 1, "RFC 3339");
+    assert_exit(&place.run("me", &["restore", &url, "--at", "yesterday"]), 2, "RFC 3339");
+    assert_exit(
+        &place.run("me", &["restore", &url, "--version", "99"]),
+        7,
+        "has no version 99",
+    );
 
     let fork = place.url("fork.db");
     assert_ok(&place.run("me", &["branch", &url, &fork, "--version", "3"]));
@@ -45,7 +50,7 @@ fn history(place: &Place) {
 
     assert_exit(
         &place.run("me", &["gc", &url, "--keep", "1", "--grace", "5m"]),
-        1,
+        2,
         "at least 1h",
     );
     let out = place.run("me", &["gc", &url, "--keep", "1"]);
@@ -91,7 +96,7 @@ fn history_of_a_single_object_database_says_what_to_do() {
     let place = Place::file();
     let url = place.url("app.db");
     assert_ok(&place.run("me", &["exec", &url, "CREATE TABLE kv(v)"]));
-    assert_exit(&place.run("me", &["log", &url]), 1, "versioned layout");
+    assert_exit(&place.run("me", &["log", &url]), 7, "versioned layout");
 }
 
 fn convert(place: &Place) {
@@ -139,7 +144,11 @@ fn convert(place: &Place) {
         "{}",
         stdout(&out)
     );
-    assert_exit(&place.run("me", &["restore", &url, "--version", "1"]), 1, "convert");
+    assert_exit(
+        &place.run("me", &["restore", &url, "--version", "1"]),
+        7,
+        "moved to the single-object layout",
+    );
     assert_exit(
         &place.run("me", &["convert", &place.url("none.db"), "--to", "versioned"]),
         7,

@@ -61,7 +61,7 @@ fn pull_never_puts_a_file_beside_a_stale_journal() {
     let wal = place.dir.path().join("local.db-wal");
     std::fs::write(&wal, "frames of the old file").unwrap();
     let out = place.run("me", &["pull", &url, file.to_str().unwrap()]);
-    assert_exit(&out, 1, "local.db-wal exists");
+    assert_exit(&out, 9, "local.db-wal exists");
     assert_eq!(std::fs::read(&file).unwrap(), b"old contents", "left as it was");
     std::fs::remove_file(&wal).unwrap();
     assert_ok(&place.run("me", &["pull", &url, file.to_str().unwrap()]));

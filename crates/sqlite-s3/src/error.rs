@@ -2,7 +2,8 @@
 //!
 //! Every variant says what happened, names the database (bucket and key) or
 //! local file involved, and says what to do next. Variants are coarse on
-//! purpose: a caller matches on what it should do (retry, fix the URL, fix
+//! purpose, and [`Error::kind`] coarser still: a caller matches on what it
+//! should do (run the change again, try again later, fix the URL, fix
 //! credentials), and reads the message for the details. No message ever
 //! contains a credential: errors are built from the URL, the key and the
 //! store's own error, never from the options.
@@ -141,22 +142,29 @@ pub enum Error {
         reason: String,
     },
 
-    /// The object is a damaged SQLite database, or its download was cut short.
-    /// The local working copy was left as it was.
+    /// What the store holds for the database makes no sense: a damaged
+    /// SQLite file or download cut short, a manifest, chunk, marker or lease
+    /// record that does not decode or contradicts itself, an object the
+    /// store serves without an ETag, or a database in both layouts at once.
+    /// Nothing was installed from it, and the local working copy was left as
+    /// it was.
     #[error(
-        "the database at {url} is damaged or its download was incomplete ({reason}); \
+        "the database at {url} is damaged, incomplete or makes no sense ({reason}); \
          nothing was installed from it. Try again; if it persists, restore the \
          object from a good copy"
     )]
     Corrupt {
-        /// The database URL.
+        /// The database URL; for one object of the database, the URL and
+        /// the object's key.
         url: String,
-        /// What check failed.
+        /// What check failed, and for data that can only be fixed by hand,
+        /// what to do.
         reason: String,
     },
 
-    /// Someone else published a newer version since this one was pulled. The
-    /// remote object was not touched.
+    /// Someone else published a newer version since this one was pulled,
+    /// and none of the tries of this change landed, nor ever will. The
+    /// remote object was not touched by them.
     #[error(
         "conflict publishing {url}: another writer changed it since it was read \
          ({attempts} attempt(s)); the remote copy was left untouched. Re-read \
@@ -165,7 +173,11 @@ pub enum Error {
     Conflict {
         /// The database URL.
         url: String,
-        /// How many attempts were made.
+        /// How many times the change was tried, each proven not to have
+        /// landed: 1 for one publish (more when it was sent again after an
+        /// answer was lost), the number of runs for the retrying
+        /// transaction and [`Database::write`](crate::Database::write), the
+        /// number of rounds for `convert` and `restore`.
         attempts: u32,
     },
 
@@ -249,9 +261,79 @@ pub enum Error {
         cache_dir: PathBuf,
     },
 
-    /// A session is in a state that does not allow the operation.
-    #[error("{0}")]
-    InvalidState(String),
+    /// Contention with another process or connection that passes: the
+    /// database is being converted between layouts, another gc is running,
+    /// a branch is being created, the object kept changing while it was
+    /// downloaded, the file changed while it was published, or another
+    /// connection held a lock on the working copy. What this call did
+    /// (if anything) did not take effect as a change; the same call may
+    /// simply be made again.
+    #[error("{url}: {reason}; try again")]
+    TryAgain {
+        /// The database URL; for a lock on a local file, that file.
+        url: String,
+        /// What was in the way.
+        reason: String,
+    },
+
+    /// History work (log, restore, branch, gc) on a database that has no
+    /// versions: it is in the single-object layout, or does not exist.
+    #[error(
+        "{url} has no versions: history, restore, branch and gc need the versioned layout \
+         (sqlite-s3 convert {url} --to versioned)"
+    )]
+    NotVersioned {
+        /// The database URL.
+        url: String,
+    },
+
+    /// The version asked for does not exist (or gc deleted it).
+    #[error("{url} has no {wanted} (sqlite-s3 log {url} lists its versions)")]
+    VersionNotFound {
+        /// The database URL.
+        url: String,
+        /// What was asked for, as the message says it: `version 7`, or
+        /// `version committed at or before 2026-01-02T03:04:05Z`.
+        wanted: String,
+    },
+
+    /// A new version was asked of a database whose versions ended when it
+    /// moved to the single-object layout.
+    #[error(
+        "{url} moved to the single-object layout at version {version}, so it takes no new versions; \
+         move it back first (sqlite-s3 convert {url} --to versioned)"
+    )]
+    MovedToSingle {
+        /// The database URL.
+        url: String,
+        /// Its last version, marked as moved.
+        version: u64,
+    },
+
+    /// The call does not fit the state of the session or its arguments: a
+    /// refresh over unpublished changes, a read-only session holding
+    /// changes, a transaction still open on the connection, a lease on a
+    /// local file, a branch into another store, an argument out of range.
+    /// Nothing was done; the calling code must change.
+    #[error("{url}: {reason}")]
+    Misuse {
+        /// The database URL (for a local database, its path).
+        url: String,
+        /// What does not fit, and what to do instead.
+        reason: String,
+    },
+
+    /// A local file is in a state the operation cannot work with: a journal
+    /// beside a pull's destination, a shared working copy that cannot be
+    /// switched to WAL mode or take a page size of another size. Nothing
+    /// was changed.
+    #[error("{path} cannot be used as it is: {reason}")]
+    LocalFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it, and what to do.
+        reason: String,
+    },
 
     /// A local file could not be read or written.
     #[error("{operation} {path}: {source}")]
@@ -299,16 +381,108 @@ fn bucket_creation(url: &str) -> &'static str {
     }
 }
 
+/// What kind of failure an [`Error`] is: what a caller should do about it.
+/// See [`Error::kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Another writer's version took the place of this change, which is
+    /// proven not to have landed: run it again on the newest version.
+    Conflict,
+    /// Contention that passes (a conversion, another gc, a lock, a busy
+    /// cache, a lease held by another process); nothing took effect as a
+    /// change: make the same call again, later.
+    TryAgain,
+    /// The store failed for the whole retry budget and nothing landed: make
+    /// the call again once it is back.
+    Unavailable,
+    /// A write was sent and whether it landed cannot be told: never run the
+    /// change again blindly.
+    OutcomeUnknown,
+    /// The bucket, the database, or the version asked for does not exist
+    /// (history work also needs the versioned layout).
+    NotFound,
+    /// Stored or local data is damaged or makes no sense.
+    Damaged,
+    /// The store or the protocol refused: the credentials, a permission, a
+    /// store that does not honour conditional writes, a lease that is lost.
+    Refused,
+    /// A malformed URL, or a call that does not fit the session's state or
+    /// its arguments: the calling code must change.
+    Usage,
+    /// Something in the cache or a local file needs attention first:
+    /// changes kept from an earlier session, a local file in the way.
+    LocalState,
+    /// SQLite reported an error.
+    Sql,
+    /// A local file could not be read or written.
+    Io,
+    /// A transaction's closure gave up.
+    Aborted,
+    /// Anything else (a store failure of no known kind).
+    Other,
+}
+
 impl Error {
+    /// What kind of failure this is; the retrying transaction,
+    /// [`Database::write`](crate::Database::write) and the Lambda layer
+    /// decide by it what to run again.
+    ///
+    /// Only [`ErrorKind::Conflict`] proves by itself that a change did not
+    /// land and may be run again. [`ErrorKind::TryAgain`] and
+    /// [`ErrorKind::Unavailable`] from a publish say that this try did not
+    /// land, but an earlier try of the same changes (whose answer was lost)
+    /// may still be recorded as in flight: calling
+    /// [`Session::publish`](crate::Session::publish) again is safe (it
+    /// settles that first), running the change again is safe only when
+    /// nothing is in flight, which the retrying transaction checks.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::TryAgain { .. } | Error::Busy { .. } | Error::LeaseHeld { .. } => ErrorKind::TryAgain,
+            Error::Unavailable { .. } => ErrorKind::Unavailable,
+            Error::OutcomeUnknown { .. } => ErrorKind::OutcomeUnknown,
+            Error::BucketNotFound { .. }
+            | Error::DatabaseNotFound { .. }
+            | Error::NotVersioned { .. }
+            | Error::VersionNotFound { .. }
+            | Error::MovedToSingle { .. } => ErrorKind::NotFound,
+            Error::NotADatabase { .. }
+            | Error::InvalidFile { .. }
+            | Error::Corrupt { .. }
+            | Error::WorkingCopyDamaged { .. } => ErrorKind::Damaged,
+            Error::AccessDenied { .. }
+            | Error::Credentials { .. }
+            | Error::UnsafeStore { .. }
+            | Error::LeaseLost { .. } => ErrorKind::Refused,
+            Error::InvalidUrl { .. } | Error::Misuse { .. } => ErrorKind::Usage,
+            Error::UnpublishedChanges { .. } | Error::LocalFile { .. } => ErrorKind::LocalState,
+            Error::Sql(_) => ErrorKind::Sql,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Aborted(_) => ErrorKind::Aborted,
+            Error::Store { .. } => ErrorKind::Other,
+        }
+    }
+
     /// Wraps an application error so a transaction closure can return it; the
     /// transaction is rolled back and nothing is published.
     pub fn abort(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Error::Aborted(error.into())
     }
 
-    /// True for [`Error::Conflict`].
+    /// True for [`Error::Conflict`]: `kind() == ErrorKind::Conflict`.
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Error::Conflict { .. })
+        self.kind() == ErrorKind::Conflict
+    }
+
+    /// This error, a [`Error::Conflict`] reporting `attempts` tries; any
+    /// other error as it is. For the loops that know how many times a
+    /// change was tried (a layout's conflict reports one try).
+    pub(crate) fn with_attempts(self, attempts: u32) -> Self {
+        match self {
+            Error::Conflict { url, .. } => Error::Conflict { url, attempts },
+            other => other,
+        }
     }
 
     pub(crate) fn io(operation: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {

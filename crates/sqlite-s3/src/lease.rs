@@ -129,7 +129,16 @@ impl Lease {
             let current = read(remote, &key).await?;
             let fence = match &current {
                 None => 1,
-                Some((record, _)) if record.released || expired(record) => record.fence + 1,
+                Some((record, _)) if record.released || expired(record) => {
+                    record.fence.checked_add(1).ok_or_else(|| Error::Corrupt {
+                        url: remote.url().to_string(),
+                        reason: format!(
+                            "the lease object {key} holds fencing number {}, which has no successor; delete it to \
+                             reset the lease",
+                            record.fence
+                        ),
+                    })?
+                }
                 Some((record, _)) => {
                     let left = record.expires_at_ms.saturating_sub(now_ms()) / 1000;
                     if Instant::now() >= deadline {
@@ -311,9 +320,19 @@ fn now_ms() -> u64 {
 }
 
 /// Whether others may take the lease: past its expiry by our clock, with
-/// [`CLOCK_SKEW`] to spare.
+/// [`CLOCK_SKEW`] to spare. (An expiry too far off to add the skew to is
+/// never reached.)
 fn expired(record: &Record) -> bool {
-    now_ms() >= record.expires_at_ms + CLOCK_SKEW.as_millis() as u64
+    now_ms() >= record.expires_at_ms.saturating_add(CLOCK_SKEW.as_millis() as u64)
+}
+
+/// The error of a lease the store keeps without an ETag, which no
+/// conditional write can name.
+fn no_etag(url: &str, key: &Path) -> Error {
+    Error::Corrupt {
+        url: url.to_string(),
+        reason: format!("the store keeps the lease object {key} without an ETag, so no write of it can be conditional"),
+    }
 }
 
 fn update(version: &UpdateVersion) -> Condition {
@@ -325,11 +344,7 @@ async fn read(remote: &Remote, key: &Path) -> Result<Option<(Record, UpdateVersi
     let url = remote.url().to_string();
     match remote.store().get_opts(key, GetOptions::default()).await {
         Ok(result) => {
-            let etag = result
-                .meta
-                .e_tag
-                .clone()
-                .ok_or_else(|| Error::InvalidState(format!("the store returned no ETag for the lease of {url}")))?;
+            let etag = result.meta.e_tag.clone().ok_or_else(|| no_etag(&url, key))?;
             let etag = UpdateVersion {
                 e_tag: Some(etag),
                 version: result.meta.version.clone(),
@@ -373,9 +388,7 @@ async fn write(
     .await?;
     let etag = match outcome {
         cas::Outcome::Written(result) => UpdateVersion {
-            e_tag: Some(result.e_tag.ok_or_else(|| {
-                Error::InvalidState(format!("the store returned no ETag for the lease of {}", remote.url()))
-            })?),
+            e_tag: Some(result.e_tag.ok_or_else(|| no_etag(&remote.url().to_string(), key))?),
             version: result.version,
         },
         cas::Outcome::Found(etag) => etag,

@@ -75,7 +75,7 @@ pub mod blocking;
 pub mod lambda;
 
 pub use database::{Database, Target};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use layout::Version;
 pub use location::{DatabaseUrl, Scheme};
 pub use options::{LayoutKind, Options, PendingChanges, RequestRetry, RetryPolicy, StoreOptions, WriteMode};

@@ -61,7 +61,8 @@ fn absolute(file: &Path) -> Result<PathBuf> {
 /// is renamed into place).
 ///
 /// # Failure
-/// [`Error::DatabaseNotFound`] when there is no database at the URL; the
+/// [`Error::DatabaseNotFound`] when there is no database at the URL;
+/// [`Error::LocalFile`] when a journal or WAL lies beside `dest`; the
 /// errors of [`Session::open_remote`].
 pub async fn pull_to_file(remote: Remote, options: &Options, dest: &Path) -> Result<PullReport> {
     let dest = absolute(dest)?;
@@ -69,12 +70,14 @@ pub async fn pull_to_file(remote: Remote, options: &Options, dest: &Path) -> Res
     // replaced (open in another program, or left by a crash); SQLite would
     // apply it to the new file and corrupt it.
     if let Some(side) = sqlite::side_files(&dest).into_iter().take(2).find(|f| f.exists()) {
-        return Err(Error::InvalidState(format!(
-            "{} exists: {} is open in another program or was not closed cleanly; close it \
-             (or run sqlite3 on it once to finish its journal), then pull again",
-            side.display(),
-            dest.display()
-        )));
+        return Err(Error::LocalFile {
+            path: dest.clone(),
+            reason: format!(
+                "{} exists beside it: it is open in another program or was not closed cleanly; close it \
+                 (or run sqlite3 on it once to finish its journal), then pull again",
+                side.display()
+            ),
+        });
     }
     // Read-only: changes left in the cache are kept, not published.
     let session = Session::open_remote(remote.clone(), &options.clone().read_only(true)).await?;

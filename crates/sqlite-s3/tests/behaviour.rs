@@ -431,7 +431,8 @@ async fn refresh_downloads_only_when_the_remote_changed(backend: Backend) {
         .execute("INSERT INTO notes VALUES ('local')", [])
         .unwrap();
     let err = reader.refresh().await.unwrap_err();
-    assert!(matches!(err, Error::InvalidState(_)), "{err}");
+    assert!(matches!(err, Error::Misuse { .. }), "{err}");
+    assert_eq!(err.kind(), sqlite_s3::ErrorKind::Usage);
     assert_eq!(notes(&reader), ["v1", "local"], "refresh never drops local changes");
 }
 

@@ -111,7 +111,8 @@ async fn moving_back_and_forth_keeps_the_data_and_the_history(backend: Backend) 
         .await
         .unwrap_err();
     assert!(
-        matches!(&refused, Error::InvalidState(m) if m.contains("moved to the single-object layout")),
+        matches!(&refused, Error::MovedToSingle { version: 3, .. })
+            && refused.to_string().contains("moved to the single-object layout"),
         "{refused}"
     );
     write(&backend, &remote, &["d"]).await;

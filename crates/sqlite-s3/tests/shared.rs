@@ -147,7 +147,7 @@ async fn a_refresh_shows_in_other_connections(backend: Backend) {
 
     // A refresh with unpublished changes is refused, and loses nothing.
     conn.execute("INSERT INTO t VALUES (3)", []).unwrap();
-    assert!(matches!(db.refresh().await, Err(Error::InvalidState(_))));
+    assert!(matches!(db.refresh().await, Err(Error::Misuse { .. })));
     assert_eq!(count(&conn), 3);
     db.publish().await.unwrap();
     assert_eq!(read_elsewhere(&backend, &url).await.0, 3);

@@ -48,6 +48,7 @@ on_every_store!(
     a_one_row_write_uploads_one_chunk_and_a_reader_downloads_one,
     a_corrupted_chunk_is_caught_and_never_installed,
     a_missing_chunk_or_a_bad_manifest_is_named,
+    a_database_copied_to_another_key_takes_new_versions,
 );
 
 async fn a_versioned_database_round_trips_and_is_detected(backend: Backend) {
@@ -364,4 +365,60 @@ fn dir_size(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| entries.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
         .unwrap_or(0)
+}
+
+/// Every object of a versioned database copied to another key (by a tool,
+/// not by `branch`): its manifests name the old key's chunk home only. The
+/// copy reads its chunks there, and its commits put new chunks in its own
+/// home, which the manifest then lists too; the original is untouched.
+async fn a_database_copied_to_another_key_takes_new_versions(backend: Backend) {
+    use futures::TryStreamExt;
+    let url = backend.url("a.db");
+    let mut a = Session::open(&url, &versioned(&backend)).await.unwrap();
+    fill(&mut a, 300).await;
+    a.close().await.unwrap();
+    let (store, _) = backend.raw("a.db");
+    let listed: Vec<_> = store
+        .list(Some(&object_store::path::Path::from("a.db.sqlite-s3")))
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(listed.len() > 2, "{listed:?}");
+    for meta in listed {
+        use object_store::ObjectStoreExt;
+        let bytes = store.get(&meta.location).await.unwrap().bytes().await.unwrap();
+        let copied = meta
+            .location
+            .to_string()
+            .replacen("a.db.sqlite-s3/", "b.db.sqlite-s3/", 1);
+        store.put(&copied.as_str().into(), bytes.into()).await.unwrap();
+    }
+
+    let copy_url = backend.url("b.db");
+    let mut b = Session::open(&copy_url, &backend.options()).await.unwrap();
+    assert_eq!(b.layout(), LayoutKind::Versioned);
+    assert_eq!(count(&b), 300);
+    fill(&mut b, 300).await;
+    b.close().await.unwrap();
+
+    let newest = {
+        use object_store::ObjectStoreExt;
+        let key = object_store::path::Path::from("b.db.sqlite-s3/manifests/00000000000000000002");
+        store.get(&key).await.unwrap().bytes().await.unwrap()
+    };
+    let manifest: serde_json::Value = serde_json::from_slice(&zstd::stream::decode_all(&newest[..]).unwrap()).unwrap();
+    assert_eq!(
+        manifest["homes"],
+        serde_json::json!(["a.db.sqlite-s3/chunks", "b.db.sqlite-s3/chunks"]),
+        "reads the old home, writes its own"
+    );
+    let fresh = Session::open(&copy_url, &backend.options()).await.unwrap();
+    assert_eq!(count(&fresh), 600);
+    let check: String = fresh
+        .connection()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let original = Session::open(&url, &backend.options()).await.unwrap();
+    assert_eq!(count(&original), 300, "the original is untouched");
 }

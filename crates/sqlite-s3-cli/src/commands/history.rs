@@ -51,10 +51,9 @@ pub async fn restore(ctx: &mut Context, url: &str, version: Option<u64>, at: Opt
     let target = match (version, at) {
         (Some(n), _) => RestorePoint::Version(n),
         (None, Some(at)) => {
-            let time = chrono::DateTime::parse_from_rfc3339(at).map_err(|e| {
-                Error::InvalidState(format!(
-                    "--at {at:?} is not an RFC 3339 time such as 2026-01-02T03:04:05Z: {e}"
-                ))
+            let time = chrono::DateTime::parse_from_rfc3339(at).map_err(|e| Error::Misuse {
+                url: url.to_string(),
+                reason: format!("--at {at:?} is not an RFC 3339 time such as 2026-01-02T03:04:05Z: {e}"),
             })?;
             RestorePoint::At(time.into())
         }
@@ -87,10 +86,13 @@ pub async fn gc(
         (None, None) => unreachable!("clap requires --keep or --keep-for"),
     };
     if grace < history::DEFAULT_GRACE {
-        return Err(Error::InvalidState(format!(
-            "--grace must be at least {}: a commit in flight may be about to use younger chunks",
-            humantime::format_duration(history::DEFAULT_GRACE)
-        )));
+        return Err(Error::Misuse {
+            url: url.to_string(),
+            reason: format!(
+                "--grace must be at least {}: a commit in flight may be about to use younger chunks",
+                humantime::format_duration(history::DEFAULT_GRACE)
+            ),
+        });
     }
     let remote = ctx.remote(url)?;
     let report = history::gc(&remote, keep, grace).await?;

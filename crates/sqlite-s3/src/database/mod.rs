@@ -21,7 +21,7 @@ use tokio::sync::Mutex;
 
 pub use target::Target;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::lease::Lease;
 use crate::location::DatabaseUrl;
 use crate::options::{Options, RetryPolicy};
@@ -162,8 +162,8 @@ impl Database {
     /// when done; publishes are then unconditional on it again.
     ///
     /// # Failure
-    /// [`Error::InvalidState`] for a local file, which has no store to hold
-    /// a lease; the errors of [`Lease::acquire`].
+    /// [`Error::Misuse`] for a local file, which has no store to hold a
+    /// lease; the errors of [`Lease::acquire`].
     pub async fn acquire_lease(
         &self,
         owner: &str,
@@ -171,10 +171,10 @@ impl Database {
         wait: std::time::Duration,
     ) -> Result<Lease> {
         let Some(session) = &self.session else {
-            return Err(Error::InvalidState(format!(
-                "{} is a local file: a lease needs a store URL",
-                self.target
-            )));
+            return Err(Error::Misuse {
+                url: self.target.to_string(),
+                reason: "it is a local file, and a lease needs a store to live in: use a store URL".into(),
+            });
         };
         let remote = session.lock().await.remote().clone();
         let lease = Lease::acquire(&remote, owner, ttl, wait).await?;
@@ -214,8 +214,10 @@ impl Database {
     }
 
     /// Runs `work`, which writes through your driver, on the newest version,
-    /// and publishes what it committed; on a conflict drops it, refreshes
-    /// and runs it again, up to the retry policy's tries
+    /// and publishes what it committed; when that is proven not to have
+    /// landed (a conflict, or contention of [`ErrorKind::TryAgain`] with no
+    /// earlier try of it in flight) drops it, refreshes and runs it again,
+    /// up to the retry policy's tries
     /// ([`Options::max_attempts`]). The database's retrying transaction, for
     /// drivers: `work` may run several times, so it must do nothing it
     /// cannot repeat outside the database. Map your own errors with
@@ -229,7 +231,8 @@ impl Database {
     /// it fails.
     ///
     /// # Failure
-    /// [`Error::Conflict`] after the last try; `work`'s error (what it
+    /// [`Error::Conflict`] after the last try, reporting how many; the last
+    /// [`Error::TryAgain`] after the last try; `work`'s error (what it
     /// committed is dropped); the errors of [`Database::publish`].
     pub async fn write<T, F, Fut>(&self, work: F) -> Result<T>
     where
@@ -277,39 +280,48 @@ impl Database {
                     return Err(e);
                 }
             };
-            match self.publish_locked(&mut session).await {
+            let e = match self.publish_locked(&mut session).await {
                 Ok(_) => return Ok(value),
-                Err(e @ Error::LeaseLost { .. }) => {
-                    // Not ours to publish any more, and not to be re-run.
+                Err(e) => e,
+            };
+            match e.kind() {
+                // Not ours to publish any more, and not to be re-run.
+                ErrorKind::Refused if matches!(e, Error::LeaseLost { .. }) => {
                     session.discard().await?;
                     return Err(e);
                 }
-                Err(e) if e.is_conflict() => {
+                // Proof that it did not land and never will.
+                ErrorKind::Conflict => {
                     session.discard().await?;
                     if attempt >= policy.max_attempts {
-                        return Err(Error::Conflict {
-                            url: session.url().to_string(),
-                            attempts: attempt,
-                        });
+                        return Err(e.with_attempts(attempt));
                     }
-                    tracing::debug!("conflict on try {attempt} of {}; running again", session.url());
-                    tokio::time::sleep(policy.backoff(attempt)).await;
-                    attempt += 1;
                 }
                 // Nothing was sent: the damaged copy was set aside and the
                 // newest version written in.
-                Err(Error::WorkingCopyDamaged { .. }) if attempt < policy.max_attempts => attempt += 1,
+                ErrorKind::Damaged
+                    if matches!(e, Error::WorkingCopyDamaged { .. }) && attempt < policy.max_attempts => {}
                 // Kept with its tries, to be settled exactly once later.
-                Err(e @ Error::OutcomeUnknown { .. }) => return Err(e),
-                Err(e) if session.has_publish_in_flight() => {
+                ErrorKind::OutcomeUnknown => return Err(e),
+                _ if session.has_publish_in_flight() => {
                     return Err(crate::layout::publish_unknown(session.remote(), e));
                 }
+                // This try did not land (a layout's publish fails with
+                // anything but a conflict or an unknown outcome only then)
+                // and no earlier one is in flight: nothing of the work can
+                // land any more, and contention passes. Run it again.
+                ErrorKind::TryAgain if attempt < policy.max_attempts => {
+                    session.discard().await?;
+                }
                 // It did not land: drop it, so that it is not published later.
-                Err(e) => {
+                _ => {
                     session.discard().await?;
                     return Err(e);
                 }
             }
+            tracing::debug!("try {attempt} of {} did not land ({e}); running again", session.url());
+            tokio::time::sleep(policy.backoff(attempt)).await;
+            attempt += 1;
         }
     }
 

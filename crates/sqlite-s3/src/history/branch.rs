@@ -28,15 +28,18 @@ pub(super) struct BranchRecord {
 ///
 /// # Failure
 /// [`Error::Conflict`] when a database of either layout exists at `target`;
-/// [`Error::InvalidState`] when `source` has no such version or the two are
-/// in different stores.
+/// [`Error::NotVersioned`] or [`Error::VersionNotFound`] when `source` has
+/// no such version; [`Error::Misuse`] when the two are in different stores.
 pub async fn branch(source: &Remote, target: &Remote, version: Option<u64>) -> Result<u64> {
     if !source.same_bucket(target) {
-        return Err(Error::InvalidState(format!(
-            "{} and {} are in different stores: a branch shares chunks, so it must live in the same bucket",
-            source.url(),
-            target.url()
-        )));
+        return Err(Error::Misuse {
+            url: target.url().to_string(),
+            reason: format!(
+                "it is in another store than {}, and a branch shares its chunks, so it must live in the same \
+                 bucket",
+                source.url()
+            ),
+        });
     }
     let layout = Versioned::default();
     let token = crate::token::new_token();

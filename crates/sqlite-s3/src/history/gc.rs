@@ -96,10 +96,10 @@ pub async fn gc(remote: &Remote, keep: Keep, grace: Duration) -> Result<GcReport
             Some(Entry::Deleted) if n != newest => continue,
             // The newest is gone or a tombstone: another gc is racing this one.
             _ => {
-                return Err(Error::InvalidState(format!(
-                    "version {n} of {} changed under gc: is another gc running? Run it again",
-                    remote.url()
-                )));
+                return Err(Error::TryAgain {
+                    url: remote.url().to_string(),
+                    reason: format!("version {n} changed while gc ran (is another gc running?)"),
+                });
             }
         };
         if keeps(keep, n, newest, manifest.committed_at, now) {
@@ -192,11 +192,14 @@ async fn note_branches(
                 }
                 None => {}
             }
-            return Err(Error::InvalidState(format!(
-                "a branch of {} at key {} is being created: run gc again once it exists",
-                remote.url(),
-                record.key
-            )));
+            return Err(Error::TryAgain {
+                url: remote.url().to_string(),
+                reason: format!(
+                    "a branch of it at key {} is being created, and gc must know which chunks it uses: wait until \
+                     it exists",
+                    record.key
+                ),
+            });
         }
         for n in numbers {
             if let Some(m) = layout.manifest(remote, &branch_keys, n).await? {
@@ -238,11 +241,10 @@ async fn unfinished_branch(
         // Finished since its versions were listed, most likely: its
         // chunks are only known by listing again.
         Err(object_store::Error::NotFound { .. }) => {
-            return Err(Error::InvalidState(format!(
-                "a branch of {} at key {} was being created while gc ran: run gc again",
-                remote.url(),
-                record.key
-            )));
+            return Err(Error::TryAgain {
+                url: remote.url().to_string(),
+                reason: format!("a branch of it at key {} was being created while gc ran", record.key),
+            });
         }
         Err(e) => return Err(remote.error("reading a staged version", e)),
     };

@@ -10,7 +10,7 @@ use crate::store::keys::Keys;
 /// version).
 ///
 /// # Failure
-/// [`Error::InvalidState`] when the database is not in the versioned layout.
+/// [`Error::NotVersioned`] when the database is not in the versioned layout.
 pub async fn log(remote: &Remote) -> Result<Vec<VersionInfo>> {
     let layout = Versioned::default();
     let keys = Keys::new(remote);
@@ -28,26 +28,24 @@ pub async fn log(remote: &Remote) -> Result<Vec<VersionInfo>> {
 
 /// The error of history work on a database that has no versions.
 pub(super) fn not_versioned(remote: &Remote) -> Error {
-    Error::InvalidState(format!(
-        "{} has no versions: history, restore, branch and gc need the versioned layout \
-         (sqlite-s3 convert {} --to versioned)",
-        remote.url(),
-        remote.url()
-    ))
+    Error::NotVersioned {
+        url: remote.url().to_string(),
+    }
 }
 
 /// The error of a new version asked of a database that moved to the
 /// single-object layout at `version`.
 pub(super) fn moved(remote: &Remote, version: u64) -> Error {
-    Error::InvalidState(format!(
-        "{} moved to the single-object layout at version {version}, so it takes no new versions; \
-         move it back first (sqlite-s3 convert {} --to versioned)",
-        remote.url(),
-        remote.url()
-    ))
+    Error::MovedToSingle {
+        url: remote.url().to_string(),
+        version,
+    }
 }
 
 /// The error of a version that does not exist.
 pub(super) fn no_version(remote: &Remote, version: u64) -> Error {
-    Error::InvalidState(format!("{} has no version {version} (see sqlite-s3 log)", remote.url()))
+    Error::VersionNotFound {
+        url: remote.url().to_string(),
+        wanted: format!("version {version}"),
+    }
 }

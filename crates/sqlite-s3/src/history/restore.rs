@@ -26,8 +26,10 @@ const ATTEMPTS: u32 = 10;
 /// nothing is deleted. Returns the new version's number.
 ///
 /// # Failure
-/// [`Error::InvalidState`] when there is no such version;
-/// [`Error::Conflict`] when other writers kept committing.
+/// [`Error::NotVersioned`] when the database has no versions;
+/// [`Error::VersionNotFound`] when there is no such version;
+/// [`Error::MovedToSingle`] when the database moved to the single-object
+/// layout; [`Error::Conflict`] when other writers kept committing.
 pub async fn restore(remote: &Remote, point: RestorePoint) -> Result<u64> {
     let number = match point {
         RestorePoint::Version(n) => n,
@@ -37,12 +39,9 @@ pub async fn restore(remote: &Remote, point: RestorePoint) -> Result<u64> {
             .filter(|v| v.committed_at <= time)
             .map(|v| v.version)
             .max()
-            .ok_or_else(|| {
-                Error::InvalidState(format!(
-                    "{} has no version committed at or before {}",
-                    remote.url(),
-                    Timestamp::from(time)
-                ))
+            .ok_or_else(|| Error::VersionNotFound {
+                url: remote.url().to_string(),
+                wanted: format!("version committed at or before {}", Timestamp::from(time)),
             })?,
     };
     let layout = Versioned::default();

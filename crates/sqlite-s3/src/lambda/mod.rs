@@ -16,8 +16,12 @@
 //! invocation fails with [`Error::Conflict`], which
 //! the caller can retry, and its writes are thrown away; unless the handler
 //! was declared safe to re-run ([`SyncLayer::rerun_on_conflict`]), in which
-//! case it runs again on the newest version. Nothing is left for the
-//! shutdown phase, which is too short to upload anything.
+//! case it runs again on the newest version. What is re-run is decided by
+//! [`Error::kind`], as [`Database::write`] does: a conflict, or passing
+//! contention ([`ErrorKind::TryAgain`](crate::ErrorKind::TryAgain)) once no
+//! earlier try of the publish is in flight; never an unknown outcome.
+//! Nothing is left for the shutdown phase, which is too short to upload
+//! anything.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -55,8 +59,8 @@ use crate::error::Error;
 use crate::options::RetryPolicy;
 
 /// The error type of a synced handler: the handler's own errors, and this
-/// crate's [`Error`] (downcast to tell a conflict with
-/// [`Error::is_conflict`]).
+/// crate's [`Error`] (downcast it and ask [`Error::kind`] what it was: a
+/// conflict, passing contention, an unknown outcome...).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The layer. See the module docs.
@@ -80,9 +84,10 @@ impl SyncLayer<Once> {
         Self { db, rerun: Once }
     }
 
-    /// Declares the handler safe to run again: on a conflict it re-runs on
-    /// the newest version, up to `max_attempts` tries in all, with a
-    /// jittered backoff. Only for handlers whose effects outside the
+    /// Declares the handler safe to run again: on a conflict (or passing
+    /// contention proven not to have landed, see [`Database::write`]) it
+    /// re-runs on the newest version, up to `max_attempts` tries in all,
+    /// with a jittered backoff. Only for handlers whose effects outside the
     /// database can be repeated. The request must be [`Replay`].
     pub fn rerun_on_conflict(self, max_attempts: u32) -> SyncLayer<Rerun> {
         SyncLayer {

@@ -140,7 +140,10 @@ pub trait Layout: Send + Sync + std::fmt::Debug {
 }
 
 /// A conflict on `remote`: another writer's version holds the place, and
-/// the write did not land (one try; the retrying transaction counts its own).
+/// the write did not land. It reports one attempt, this try: a layout does
+/// not know how many were made. The callers that do set the real number
+/// ([`Error::with_attempts`]): `publish_slot` the tries of one change, the
+/// retrying transaction and `Database::write` their runs.
 pub(crate) fn conflict(remote: &Remote) -> Error {
     Error::Conflict {
         url: remote.url().to_string(),

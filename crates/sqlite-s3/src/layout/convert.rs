@@ -95,6 +95,23 @@ enum State {
     Both { newest: Manifest },
 }
 
+impl State {
+    /// What it is, for messages.
+    fn describe(&self) -> String {
+        match self {
+            State::Empty => "there is no database any more".into(),
+            State::Live(LayoutKind::Single) => "it is in the single-object layout".into(),
+            State::Live(LayoutKind::Versioned) => "it is in the versioned layout".into(),
+            State::ToVersioned(marker) => format!("it is moving to the versioned layout as version {}", marker.version),
+            State::ToSingle(moved, _) => format!(
+                "it is moving to the single-object layout after version {}",
+                moved.version
+            ),
+            State::Both { newest } => format!("it holds a database object and versions up to {}", newest.version),
+        }
+    }
+}
+
 async fn state(remote: &Remote) -> Result<State> {
     let single = single_state(remote).await?;
     let newest = Versioned::default().newest(remote).await?;
@@ -171,11 +188,14 @@ async fn finish(remote: &Remote, state: State, file: Option<&Path>) -> Result<()
                 // Another process wrote it first; `state` tells whether that is so.
                 Err(Error::Conflict { .. }) => match state_of(remote).await? {
                     State::Live(LayoutKind::Single) => Ok(()),
-                    other => Err(Error::InvalidState(format!(
-                        "{} is moving to the single-object layout, but its object changed to something else \
-                         ({other:?}); run sqlite-s3 info on it",
-                        remote.url()
-                    ))),
+                    other => Err(Error::TryAgain {
+                        url: remote.url().to_string(),
+                        reason: format!(
+                            "it is moving to the single-object layout, but another process changed its object \
+                             meanwhile ({}); if this persists, run sqlite-s3 info on it",
+                            other.describe()
+                        ),
+                    }),
                 },
                 Err(e) => Err(e),
             }
@@ -201,7 +221,7 @@ pub struct ConvertReport {
 }
 
 /// How many times [`convert`] starts again when writers keep committing.
-const ATTEMPTS: usize = 5;
+const ATTEMPTS: u32 = 5;
 
 /// Moves the database at `remote` into layout `to`, keeping everything it
 /// holds, while other processes may be using it: their next commit in the
@@ -212,7 +232,7 @@ const ATTEMPTS: usize = 5;
 /// # Failure
 /// [`Error::DatabaseNotFound`] when there is no database; [`Error::Conflict`]
 /// when writers kept committing through every attempt; [`Error::NotADatabase`]
-/// when the single object is not a SQLite file; [`Error::InvalidState`] when
+/// when the single object is not a SQLite file; [`Error::Corrupt`] when
 /// both layouts hold a database.
 pub async fn convert(remote: &Remote, to: LayoutKind, progress: Option<&ProgressFn>) -> Result<ConvertReport> {
     let writer = crate::token::new_token();
@@ -225,13 +245,15 @@ pub async fn convert(remote: &Remote, to: LayoutKind, progress: Option<&Progress
                 });
             }
             State::Both { newest, .. } => {
-                return Err(Error::InvalidState(format!(
-                    "{} holds a database object and also versions up to {} under {}.sqlite-s3/, which no \
-                     conversion leaves behind; sessions use the object. Delete the one you do not want",
-                    remote.url(),
-                    newest.version,
-                    remote.key()
-                )));
+                return Err(Error::Corrupt {
+                    url: remote.url().to_string(),
+                    reason: format!(
+                        "it holds a database object and also versions up to {} under {}.sqlite-s3/, which no \
+                         conversion leaves behind; sessions use the object. Delete the one you do not want",
+                        newest.version,
+                        remote.key()
+                    ),
+                });
             }
             State::Live(kind) if kind == to => {
                 return Ok(ConvertReport {
@@ -263,7 +285,7 @@ pub async fn convert(remote: &Remote, to: LayoutKind, progress: Option<&Progress
     }
     Err(Error::Conflict {
         url: remote.url().to_string(),
-        attempts: ATTEMPTS as u32,
+        attempts: ATTEMPTS,
     })
 }
 

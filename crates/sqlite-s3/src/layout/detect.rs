@@ -51,13 +51,13 @@ pub(crate) async fn pull_detecting(
     // (0: into the single-object layout).
     let mut moved_to: Option<u64> = None;
     let mut settled = false;
-    let half_done = || {
-        Error::InvalidState(format!(
-            "{} is between layouts: a move (sqlite-s3 convert, or its creation) was left half done. Any \
-             writing command finishes it: sqlite-s3 sync {}",
-            remote.url(),
+    let half_done = || Error::TryAgain {
+        url: remote.url().to_string(),
+        reason: format!(
+            "it is between layouts: a move (sqlite-s3 convert, or its creation) is under way or was left half \
+             done, and read-only work does not finish it; any writing command does (sqlite-s3 sync {})",
             remote.url()
-        ))
+        ),
     };
     // Each turn either returns or moves to the other layout; a database
     // moved back and forth while we look could keep us going, so give up
@@ -97,8 +97,8 @@ pub(crate) async fn pull_detecting(
         kind = kind.other();
         (known, base_file) = (None, None);
     }
-    Err(Error::InvalidState(format!(
-        "{} is being converted between layouts by another process; try again",
-        remote.url()
-    )))
+    Err(Error::TryAgain {
+        url: remote.url().to_string(),
+        reason: "it is being converted between layouts by another process".into(),
+    })
 }

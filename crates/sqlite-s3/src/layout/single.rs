@@ -81,11 +81,11 @@ impl SingleObject {
             }
             Err(e) => return Err(remote.error("downloading", e)),
         };
-        let etag = result.meta.e_tag.clone().ok_or_else(|| {
-            Error::InvalidState(format!(
-                "the store returned no ETag for {}: conditional writes are impossible without one",
-                remote.url()
-            ))
+        let etag = result.meta.e_tag.clone().ok_or_else(|| Error::Corrupt {
+            url: remote.url().to_string(),
+            reason: "the store served it without an ETag, and no write can be conditional on a version that has \
+                     none"
+                .into(),
         })?;
         let version = RemoteVersion::Object(ObjectVersion {
             etag,
@@ -158,10 +158,10 @@ impl Layout for SingleObject {
             }
             tracing::debug!("{} changed while it was downloaded; downloading again", remote.url());
         }
-        Err(Error::InvalidState(format!(
-            "{} kept changing while it was downloaded; try again",
-            remote.url()
-        )))
+        Err(Error::TryAgain {
+            url: remote.url().to_string(),
+            reason: "it kept changing while it was downloaded (5 times)".into(),
+        })
     }
     async fn publish(
         &self,

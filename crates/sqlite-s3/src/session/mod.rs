@@ -219,7 +219,7 @@ impl Session {
     /// Whether the working copy differs from what was pulled or published.
     pub fn has_unpublished_changes(&self) -> Result<bool> {
         if !self.options.shared {
-            sqlite::checkpoint(self.connection())?;
+            sqlite::checkpoint(self.connection(), &self.remote.url().to_string())?;
             let db = self.slot.db_path();
             let (hash, _) = sqlite::hash_file(&db)?;
             return self.slot.needs_publishing(&db, hash);
@@ -244,14 +244,14 @@ impl Session {
     /// only when the remote changed.
     ///
     /// # Failure
-    /// [`Error::InvalidState`] when the working copy has unpublished changes
+    /// [`Error::Misuse`] when the working copy has unpublished changes
     /// (publish or discard them first), and the errors of [`Session::open_remote`].
     pub async fn refresh(&mut self) -> Result<RefreshOutcome> {
         if self.has_unpublished_changes()? {
-            return Err(Error::InvalidState(format!(
-                "the working copy of {} has unpublished changes: publish or discard them before refreshing",
-                self.remote.url()
-            )));
+            return Err(Error::Misuse {
+                url: self.remote.url().to_string(),
+                reason: "the working copy has unpublished changes: publish or discard them before refreshing".into(),
+            });
         }
         self.pull().await
     }
@@ -269,9 +269,12 @@ impl Session {
     /// publish or open finds out. [`Error::WorkingCopyDamaged`] when the
     /// working copy failed its check: nothing of it was sent, it was set
     /// aside, and the session goes on from the remote version.
-    /// [`Error::InvalidState`] when a transaction is open, or the session is
-    /// read-only. Store errors as for [`Session::open_remote`]: nothing
-    /// landed.
+    /// [`Error::Misuse`] when a transaction is open, or the session is
+    /// read-only; [`Error::TryAgain`] when another connection keeps the
+    /// working copy locked, or it changed while it was being published.
+    /// Store errors as for [`Session::open_remote`]: this try did not land
+    /// (an earlier one whose answer was lost may still be recorded, and is
+    /// settled by the next publish).
     pub async fn publish(&mut self) -> Result<PublishOutcome> {
         self.publish_guarded(|| async { Ok(()) }).await
     }
@@ -290,7 +293,7 @@ impl Session {
                 None => return Ok(PublishOutcome::Unchanged),
             }
         } else {
-            sqlite::checkpoint(self.connection())?;
+            sqlite::checkpoint(self.connection(), &self.remote.url().to_string())?;
             (self.slot.db_path(), None)
         };
         let published = self.publish_file(&file, guard).await;
@@ -321,10 +324,10 @@ impl Session {
             return Ok((false, bytes));
         }
         if self.options.read_only {
-            return Err(Error::InvalidState(format!(
-                "this session on {} is read-only, but its working copy holds changes: they were not published",
-                self.remote.url()
-            )));
+            return Err(Error::Misuse {
+                url: self.remote.url().to_string(),
+                reason: "this session is read-only, but its working copy holds changes: they were not published".into(),
+            });
         }
         guard().await?;
         let layout = self.layout();
@@ -543,10 +546,10 @@ impl Session {
             Ok(Pulled::Unchanged) => RefreshOutcome::Unchanged,
             // `pull_detecting` follows moves; this is only for completeness.
             Ok(Pulled::Moved { .. }) => {
-                return Err(Error::InvalidState(format!(
-                    "{} is being converted between layouts; try again",
-                    self.remote.url()
-                )));
+                return Err(Error::TryAgain {
+                    url: self.remote.url().to_string(),
+                    reason: "it is being converted between layouts".into(),
+                });
             }
             Ok(Pulled::Absent) => {
                 if !have_copy || self.slot.state.version.is_some() {
@@ -642,11 +645,14 @@ impl Session {
             // refresh can check for their commits while it holds the lock.
             let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
             if !mode.eq_ignore_ascii_case("wal") {
-                return Err(Error::InvalidState(format!(
-                    "the working copy {} could not be switched to WAL mode (it is in {mode} mode), which a \
-                     working copy shared with other connections needs",
-                    self.slot.db_path().display()
-                )));
+                return Err(Error::LocalFile {
+                    path: self.slot.db_path(),
+                    reason: format!(
+                        "it could not be switched to WAL mode (it is in {mode} mode), which a working copy shared \
+                         with other connections needs; close the other connections on it (or keep the cache \
+                         directory on a local disk) and open the database again"
+                    ),
+                });
             }
         }
         let wrote = self.wrote.clone();

@@ -40,7 +40,8 @@ pub(crate) enum Earlier {
 ///
 /// # Failure
 /// [`Error::Conflict`] when the remote moved on and no try of this change
-/// landed (none ever will). [`Error::OutcomeUnknown`] when that cannot be
+/// landed (none ever will), reporting how many tries were sent (more than
+/// one when earlier answers were lost). [`Error::OutcomeUnknown`] when that cannot be
 /// told: the tries stay recorded. [`Error::WorkingCopyDamaged`] when `file`
 /// is not a sound database: nothing was sent. Any other error: this try did
 /// not land.
@@ -84,10 +85,11 @@ pub(crate) async fn publish_slot(
         {
             Ok(found) => found,
             Err(e @ Error::Conflict { .. }) => {
-                // None of the tries landed, and none ever will.
+                // None of the tries landed, and none ever will: each of
+                // them is an attempt the conflict reports.
                 slot.state.publishing = None;
                 slot.save()?;
-                return Err(e);
+                return Err(e.with_attempts(u32::try_from(in_flight.attempts.len()).unwrap_or(u32::MAX)));
             }
             Err(e @ Error::OutcomeUnknown { .. }) => return Err(e),
             Err(e) => {

@@ -250,7 +250,7 @@ async fn examine(db: &Path, has_version: bool) -> Result<std::result::Result<Con
 fn open_and_fold(db: &Path) -> Result<Option<String>> {
     let fold = || -> Result<()> {
         let conn = sqlite::open(db)?;
-        sqlite::checkpoint(&conn)?;
+        sqlite::checkpoint(&conn, &db.display().to_string())?;
         conn.close().map_err(|(_, e)| Error::Sql(e))
     };
     match fold() {

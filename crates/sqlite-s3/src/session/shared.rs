@@ -42,10 +42,12 @@ impl Session {
     pub(super) fn snapshot(&self) -> Result<Option<Snapshot>> {
         let conn = self.connection();
         if !conn.is_autocommit() {
-            return Err(Error::InvalidState(
-                "a transaction is still open on the session's connection: commit or roll it back before publishing"
+            return Err(Error::Misuse {
+                url: self.remote.url().to_string(),
+                reason: "a transaction is still open on the session's connection: commit or roll it back before \
+                         publishing"
                     .into(),
-            ));
+            });
         }
         let data_version = data_version(conn)?;
         let unchanged = self.synced() == Some(data_version) && !self.wrote.load(Ordering::SeqCst);
@@ -71,16 +73,20 @@ impl Session {
         let (source, version, hash) = self.announce_install(download, pulled)?;
         let db = self.slot.db_path();
         let synced = self.synced();
+        let url = self.remote.url().to_string();
         let conn = self.connection();
         let restored = sqlite::restore_snapshot(&db, &source, || {
             if overwrite || (synced.is_some() && synced == Some(data_version(conn)?)) {
                 Ok(())
             } else {
-                Err(Error::InvalidState(format!(
-                    "another connection committed to {} while it was being refreshed: publish (or discard) \
-                     first, then refresh",
-                    db.display()
-                )))
+                Err(Error::Misuse {
+                    url,
+                    reason: format!(
+                        "another connection committed to the working copy {} while it was being refreshed: \
+                         publish (or discard) first, then refresh",
+                        db.display()
+                    ),
+                })
             }
         });
         sqlite::remove_database(&source)?;

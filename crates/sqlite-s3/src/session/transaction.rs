@@ -6,7 +6,7 @@ use std::time::Duration;
 use rusqlite::Transaction;
 
 use super::Session;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// A working copy refreshed less than this long ago is taken as fresh by the
 /// first try of a transaction. Only a matter of cost: a stale copy is caught
@@ -16,8 +16,10 @@ const FRESH_FOR: Duration = Duration::from_millis(500);
 impl Session {
     /// Runs `f` in a SQLite transaction on a fresh copy, commits, publishes;
     /// re-runs it on the newest version when it is proven not to have
-    /// landed (a conflict: another writer's version took its place),
-    /// after a jittered backoff, up to the configured number of tries.
+    /// landed, after a jittered backoff, up to the configured number of
+    /// tries: on a conflict (another writer's version took its place), and
+    /// on passing contention ([`ErrorKind::TryAgain`]) or a store that
+    /// stayed down, once no try of it is left in flight.
     ///
     /// `f` may run several times, so it must do nothing it cannot repeat
     /// outside the database. An error from `f` rolls back and is returned
@@ -27,12 +29,13 @@ impl Session {
     /// first; a conflict there is returned as is, since they cannot be re-run.
     ///
     /// # Failure
-    /// [`Error::Conflict`] after the last try; any error of `f`;
-    /// [`Error::OutcomeUnknown`] when whether the change landed cannot be
-    /// told (the store failed for the whole retry budget): the change is
-    /// kept with its tries, the next publish or session settles it exactly
-    /// once, and it must not be run again. Other errors of
-    /// [`Session::publish`] mean it did not land: the working copy is put
+    /// [`Error::Conflict`] after the last try, reporting how many runs were
+    /// made; the last error of [`ErrorKind::TryAgain`] after the last try;
+    /// any error of `f`; [`Error::OutcomeUnknown`] when whether the change
+    /// landed cannot be told (the store failed for the whole retry budget):
+    /// the change is kept with its tries, the next publish or session
+    /// settles it exactly once, and it must not be run again. Other errors
+    /// of [`Session::publish`] mean it did not land: the working copy is put
     /// back to the remote version, so nothing of `f` is published later.
     pub async fn transaction<T, F>(&mut self, mut f: F) -> Result<T>
     where
@@ -56,34 +59,41 @@ impl Session {
                 Ok(_) => return Ok(value),
                 Err(error) => error,
             };
-            match error {
+            let last = attempt >= policy.max_attempts;
+            match error.kind() {
                 // Proof that it did not land and never will.
-                Error::Conflict { .. } => {
+                ErrorKind::Conflict => {
                     self.discard().await?;
+                    if last {
+                        return Err(error.with_attempts(attempt));
+                    }
                 }
                 // Nothing was sent: the damaged copy was set aside and the
                 // remote version pulled in its place.
-                Error::WorkingCopyDamaged { .. } if attempt < policy.max_attempts => {}
+                ErrorKind::Damaged if matches!(error, Error::WorkingCopyDamaged { .. }) && !last => {}
                 // Kept, with its tries: never run again.
-                e @ Error::OutcomeUnknown { .. } => return Err(e),
-                e => {
-                    let e = self.after_failed_publish(e).await?;
-                    // The store stayed down for a whole request budget and
-                    // nothing landed: a few more runs, then give up.
-                    store_failures += 1;
-                    if !matches!(e, Error::Unavailable { .. })
-                        || store_failures >= STORE_FAILURE_RUNS
-                        || attempt >= policy.max_attempts
-                    {
+                ErrorKind::OutcomeUnknown => return Err(error),
+                // This try did not land: a layout's publish fails with
+                // anything but a conflict or an unknown outcome only then
+                // (contention passes before the commit point: a file that
+                // changed while its chunks were sent, a lock on the copy).
+                // `after_failed_publish` makes sure no earlier try is in
+                // flight, or gives up with an unknown outcome.
+                ErrorKind::TryAgain => {
+                    let e = self.after_failed_publish(error).await?;
+                    if last {
                         return Err(e);
                     }
                 }
-            }
-            if attempt >= policy.max_attempts {
-                return Err(Error::Conflict {
-                    url: self.url().to_string(),
-                    attempts: attempt,
-                });
+                _ => {
+                    let e = self.after_failed_publish(error).await?;
+                    // The store stayed down for a whole request budget and
+                    // nothing landed: a few more runs, then give up.
+                    store_failures += 1;
+                    if e.kind() != ErrorKind::Unavailable || store_failures >= STORE_FAILURE_RUNS || last {
+                        return Err(e);
+                    }
+                }
             }
             let delay = policy.backoff(attempt);
             tracing::debug!("try {attempt} of {} did not land; again in {delay:?}", self.url());

@@ -75,24 +75,30 @@ pub fn is_damage(error: &rusqlite::Error) -> bool {
 /// Makes the main database file complete: in WAL mode, copies every
 /// committed frame into it and empties the WAL. A no-op in rollback-journal
 /// mode, where the main file is complete whenever no transaction is open.
+/// `what` names the database in errors (its URL, or the file).
 ///
 /// # Failure
-/// [`Error::InvalidState`] when a transaction is open on `conn`, or when
-/// another connection's reader keeps the checkpoint from finishing.
-pub fn checkpoint(conn: &Connection) -> Result<()> {
+/// [`Error::Misuse`] when a transaction is open on `conn`;
+/// [`Error::TryAgain`] when another connection's reader keeps the
+/// checkpoint from finishing.
+pub fn checkpoint(conn: &Connection, what: &str) -> Result<()> {
     if !conn.is_autocommit() {
-        return Err(Error::InvalidState(
-            "a transaction is still open on the connection: commit or roll it back before publishing".into(),
-        ));
+        return Err(Error::Misuse {
+            url: what.to_string(),
+            reason: "a transaction is still open on the connection: commit or roll it back before publishing".into(),
+        });
     }
     let (busy, log, done): (i64, i64, i64) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
     })?;
     if busy != 0 || log != done {
-        return Err(Error::InvalidState(format!(
-            "could not copy the write-ahead log into the database ({done} of {log} frames): \
-             another connection is reading it; finish it and publish again"
-        )));
+        return Err(Error::TryAgain {
+            url: what.to_string(),
+            reason: format!(
+                "another connection is reading the working copy's write-ahead log, so it could not be copied \
+                 into the database ({done} of {log} frames): finish that read"
+            ),
+        });
     }
     Ok(())
 }

@@ -28,7 +28,7 @@ const PAUSE: Duration = Duration::from_millis(10);
 /// `dest`, as a rollback-journal database (the form the remote holds).
 ///
 /// # Failure
-/// [`Error::InvalidState`] when another connection holds a lock for longer
+/// [`Error::TryAgain`] when another connection holds a lock for longer
 /// than 30 s; [`Error::Sql`] and [`Error::Io`] otherwise.
 pub fn snapshot(conn: &Connection, dest: &Path) -> Result<()> {
     off_the_runtime(|| snapshot_now(conn, dest))
@@ -55,7 +55,7 @@ fn snapshot_now(conn: &Connection, dest: &Path) -> Result<()> {
 /// no, nothing is changed and its error is returned.
 ///
 /// # Failure
-/// As [`snapshot`]; [`Error::InvalidState`] when the page sizes differ and
+/// As [`snapshot`]; [`Error::LocalFile`] when the page sizes differ and
 /// `db` is in WAL mode, which SQLite cannot copy into.
 pub fn restore_snapshot(db: &Path, source: &Path, still_ok: impl FnOnce() -> Result<()>) -> Result<()> {
     off_the_runtime(|| restore_now(db, source, still_ok))
@@ -78,13 +78,16 @@ fn restore_now(db: &Path, source: &Path, still_ok: impl FnOnce() -> Result<()>) 
     }
     let from = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     if wal && page_size(&from)? != page_size(&to)? {
-        return Err(Error::InvalidState(format!(
-            "the new version has a page size of {} bytes and the working copy {} uses {}: SQLite cannot write \
-             one into the other while it is in WAL mode. Close the connections on it and open the database again",
-            page_size(&from)?,
-            db.display(),
-            page_size(&to)?
-        )));
+        return Err(Error::LocalFile {
+            path: db.to_path_buf(),
+            reason: format!(
+                "the new version has a page size of {} bytes and this working copy uses {}: SQLite cannot write \
+                 one into the other while it is in WAL mode. Close the connections on it and open the database \
+                 again",
+                page_size(&from)?,
+                page_size(&to)?
+            ),
+        });
     }
     if !wal {
         // In rollback-journal mode the backup's lock shuts out readers too,
@@ -120,11 +123,13 @@ fn wait_for_locks(db: &Path, mut step: impl FnMut() -> rusqlite::Result<StepResu
 }
 
 fn locked(db: &Path) -> Error {
-    Error::InvalidState(format!(
-        "another connection kept {} locked for {}s; finish its transaction and try again",
-        db.display(),
-        LOCK_WAIT.as_secs()
-    ))
+    Error::TryAgain {
+        url: db.display().to_string(),
+        reason: format!(
+            "another connection kept it locked for {}s: finish its transaction",
+            LOCK_WAIT.as_secs()
+        ),
+    }
 }
 
 /// Runs `f`, a local copy that may wait for other connections' locks, as
@@ -269,7 +274,10 @@ mod tests {
                 other.execute("INSERT INTO t VALUES (2)", []).is_err(),
                 "the lock is held"
             );
-            Err(Error::InvalidState("no".into()))
+            Err(Error::Misuse {
+                url: "x".into(),
+                reason: "no".into(),
+            })
         });
         assert!(refused.is_err());
         other.busy_timeout(Duration::from_secs(5)).unwrap();
@@ -290,7 +298,13 @@ mod tests {
         let (db, other) = wal_database_with_one_row(dir.path());
         let empty = dir.path().join("empty.sqlite");
         std::fs::write(&empty, b"").unwrap();
-        assert!(restore_snapshot(&db, &empty, || Err(Error::InvalidState("no".into()))).is_err());
+        let refuse = || {
+            Err(Error::Misuse {
+                url: "x".into(),
+                reason: "no".into(),
+            })
+        };
+        assert!(restore_snapshot(&db, &empty, refuse).is_err());
         assert_eq!(rows(&other), [1]);
 
         std::fs::write(&empty, b"").unwrap();

@@ -45,16 +45,24 @@ pub(super) fn load(name: &str) -> Result<Profile> {
 
 /// [`load`], from `files` instead of the standard ones.
 fn load_with(name: &str, files: Option<EnvConfigFiles>) -> Result<Profile> {
-    let name = name.to_string();
+    let (name, profile) = (name.to_string(), name.to_string());
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| Error::InvalidState(format!("could not start a runtime to read AWS profile {name}: {e}")))?;
+            .map_err(|e| Error::Credentials {
+                profile: name.clone(),
+                reason: format!("no runtime could be started to read it ({e})"),
+            })?;
         runtime.block_on(load_async(name, files))
     })
     .join()
-    .unwrap_or_else(|_| Err(Error::InvalidState("reading the AWS profile panicked".into())))
+    .unwrap_or_else(|_| {
+        Err(Error::Credentials {
+            profile,
+            reason: "reading it panicked in the AWS SDK".into(),
+        })
+    })
 }
 
 async fn load_async(name: String, files: Option<EnvConfigFiles>) -> Result<Profile> {

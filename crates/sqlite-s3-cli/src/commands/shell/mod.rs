@@ -70,7 +70,7 @@ pub async fn run(ctx: &mut Context, url: &str, batch: bool) -> Result<()> {
 
 impl Shell {
     async fn interactive(&mut self) -> Result<()> {
-        let mut editor = rustyline::DefaultEditor::new().map_err(|e| Error::InvalidState(e.to_string()))?;
+        let mut editor = rustyline::DefaultEditor::new().map_err(terminal_error)?;
         let history = dirs::home_dir().map(|home| home.join(".sqlite_s3_history"));
         if let Some(path) = &history {
             let _ = editor.load_history(path);
@@ -101,7 +101,7 @@ impl Shell {
                     eprintln!("^C (type .quit to leave)");
                 }
                 Err(rustyline::error::ReadlineError::Eof) => break,
-                Err(e) => return Err(Error::InvalidState(format!("reading the terminal: {e}"))),
+                Err(e) => return Err(terminal_error(e)),
             }
         }
         if let Some(path) = &history {
@@ -210,6 +210,19 @@ impl Shell {
             return Err(e);
         }
         self.session.close().await
+    }
+}
+
+/// A failure of the terminal (its line editor), as a failure to read it.
+fn terminal_error(error: rustyline::error::ReadlineError) -> Error {
+    let source = match error {
+        rustyline::error::ReadlineError::Io(e) => e,
+        other => std::io::Error::other(other.to_string()),
+    };
+    Error::Io {
+        operation: "reading",
+        path: "the terminal".into(),
+        source,
     }
 }
 

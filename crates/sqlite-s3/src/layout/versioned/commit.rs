@@ -71,6 +71,11 @@ impl Versioned {
             .await
             .expect("hashing does not panic")?;
 
+        // New chunks go to this database's own home (`plan::commit` adds it
+        // when the parent's homes lack it: a database whose objects were
+        // copied from another key keeps reading its old chunks there). gc of
+        // the database copied from does not know of the copy, as it knows of
+        // a branch: a copy should be made with `sqlite-s3 branch`.
         let plan = plan::commit(&hashes, size, chunks::CHUNK_SIZE, parent, &keys.own_home()).map_err(|reason| {
             Error::Corrupt {
                 url: remote.url().to_string(),
@@ -87,10 +92,13 @@ impl Versioned {
             // The file must not have changed since it was hashed: a chunk is
             // only ever stored under the hash of its bytes.
             if ContentHash::of(&bytes) != hash {
-                return Err(Error::InvalidState(format!(
-                    "{} changed while it was being published; publish again",
-                    file.display()
-                )));
+                return Err(Error::TryAgain {
+                    url: remote.url().to_string(),
+                    reason: format!(
+                        "{} changed while it was being published, so nothing of it was committed",
+                        file.display()
+                    ),
+                });
             }
             let compressed = chunks::compress(&bytes);
             let sizes = (compressed.len() as u64, bytes.len() as u64);
