@@ -48,6 +48,7 @@ use crate::error::{Error, Result};
 use crate::store::Remote;
 use crate::store::cas::{self, Condition, Landed};
 use crate::store::keys::Keys;
+use crate::token::CommitToken;
 
 /// How much later than its holder said other processes take a lease for
 /// expired: the clock difference between machines the protocol tolerates.
@@ -156,7 +157,7 @@ impl Lease {
             };
             let record = Record {
                 owner: owner.to_string(),
-                token: crate::token::new_token(),
+                token: CommitToken::new().to_string(),
                 fence,
                 expires_at_ms: 0,
                 released: false,

@@ -19,6 +19,7 @@ use crate::options::{Options, WriteMode};
 use crate::session::Session;
 use crate::sqlite::{self, header};
 use crate::store::Remote;
+use crate::token::CommitToken;
 
 /// What a pull did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,7 +138,7 @@ pub async fn push_file(remote: Remote, options: &Options, file: &Path, force: bo
         WriteMode::Conditional
     };
     let in_flight =
-        InFlight::over(base.as_ref(), mode == WriteMode::LastWriterWins).with_attempt(crate::token::new_token(), None);
+        InFlight::over(base.as_ref(), mode == WriteMode::LastWriterWins).with_attempt(CommitToken::new(), None);
     let bytes = std::fs::metadata(&snapshot_path)
         .map_err(Error::io("reading", &snapshot_path))?
         .len();

@@ -13,6 +13,7 @@ use crate::store::Remote;
 use crate::store::cas;
 use crate::store::keys::Keys;
 use crate::timestamp::Timestamp;
+use crate::token::CommitToken;
 
 /// A database that shares this one's chunks, recorded under
 /// `ROOT/branches/` so that gc keeps what it uses.
@@ -42,7 +43,7 @@ pub async fn branch(source: &Remote, target: &Remote, version: Option<u64>) -> R
         });
     }
     let layout = Versioned::default();
-    let token = crate::token::new_token();
+    let token = CommitToken::new();
     let keys = Keys::new(source);
     let from = match version {
         Some(n) => layout
@@ -92,7 +93,7 @@ pub async fn branch(source: &Remote, target: &Remote, version: Option<u64>) -> R
     // find version 1 with one listing.
     let outcome = layout
         .create_first(target, &target_keys, &first, false, |writer| {
-            (writer == token).then_some(0)
+            (*writer == token).then_some(0)
         })
         .await?;
     match outcome {

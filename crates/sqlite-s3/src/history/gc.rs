@@ -392,7 +392,7 @@ mod tests {
         let keys = Keys::new(&remote);
         let parent = v2.as_manifest().expect("a versioned version");
         let next = layout
-            .upload_version(&remote, &keys, &a, Some(parent), "c0ffee", None)
+            .upload_version(&remote, &keys, &a, Some(parent), &"c0ffee".into(), None)
             .await
             .unwrap();
         let report = gc(&remote, Keep::Last(1), Duration::from_secs(1)).await.unwrap();

@@ -9,6 +9,7 @@ use crate::layout::versioned::Versioned;
 use crate::store::Remote;
 use crate::store::keys::Keys;
 use crate::timestamp::Timestamp;
+use crate::token::CommitToken;
 
 /// Which state [`restore`] brings back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +47,7 @@ pub async fn restore(remote: &Remote, point: RestorePoint) -> Result<u64> {
     };
     let layout = Versioned::default();
     let keys = Keys::new(remote);
-    let token = crate::token::new_token();
+    let token = CommitToken::new();
     let old = layout
         .manifest(remote, &keys, number)
         .await?

@@ -18,6 +18,7 @@ use crate::options::WriteMode;
 use crate::progress::ProgressFn;
 use crate::store::Remote;
 pub use crate::store::cas::Landed;
+use crate::token::CommitToken;
 
 /// The outcome of a pull.
 #[derive(Debug)]
@@ -153,10 +154,10 @@ pub(crate) fn conflict(remote: &Remote) -> Error {
 
 /// `in_flight` with one more try, `token`, whose content is that of the
 /// base (a fence): its index is the last.
-pub(crate) fn with_fence(in_flight: &InFlight, token: &str) -> InFlight {
+pub(crate) fn with_fence(in_flight: &InFlight, token: &CommitToken) -> InFlight {
     let mut fenced = in_flight.clone();
     fenced.attempts.push(Attempt {
-        token: token.to_string(),
+        token: token.clone(),
         hash: None,
     });
     fenced

@@ -42,6 +42,7 @@ use crate::options::WriteMode;
 use crate::progress::ProgressFn;
 use crate::store::Remote;
 use crate::store::cas::{self, Condition};
+use crate::token::CommitToken;
 
 /// What the single object's key holds.
 #[derive(Debug)]
@@ -179,7 +180,7 @@ async fn finish(remote: &Remote, state: State, file: Option<&Path>) -> Result<()
                     lineage: Vec::new(),
                 })
             });
-            let in_flight = InFlight::over(base.as_ref(), false).with_attempt(&moved.writer, None);
+            let in_flight = InFlight::over(base.as_ref(), false).with_attempt(moved.writer.clone(), None);
             let published = SingleObject
                 .publish(remote, file, base.as_ref(), WriteMode::Conditional, &in_flight, None)
                 .await;
@@ -235,7 +236,7 @@ const ATTEMPTS: u32 = 5;
 /// when the single object is not a SQLite file; [`Error::Corrupt`] when
 /// both layouts hold a database.
 pub async fn convert(remote: &Remote, to: LayoutKind, progress: Option<&ProgressFn>) -> Result<ConvertReport> {
-    let writer = crate::token::new_token();
+    let writer = CommitToken::new();
     for _ in 0..ATTEMPTS {
         let state = state(remote).await?;
         match state {
@@ -291,7 +292,7 @@ pub async fn convert(remote: &Remote, to: LayoutKind, progress: Option<&Progress
 
 /// Moves a live single-object database; `None` when a writer changed it
 /// meanwhile.
-async fn to_versioned(remote: &Remote, writer: &str, progress: Option<&ProgressFn>) -> Result<Option<u64>> {
+async fn to_versioned(remote: &Remote, writer: &CommitToken, progress: Option<&ProgressFn>) -> Result<Option<u64>> {
     let scratch = tempfile::NamedTempFile::new().map_err(Error::io("creating", Path::new("a temporary file")))?;
     let version = match SingleObject.pull(remote, None, None, scratch.path(), progress).await? {
         Pulled::Downloaded {
@@ -312,12 +313,12 @@ async fn to_versioned(remote: &Remote, writer: &str, progress: Option<&ProgressF
         .await?;
     let marker = Marker {
         version: number,
-        writer: writer.to_string(),
+        writer: writer.clone(),
     };
     // The commit point: the object becomes the marker, if it is still the
     // version that was read.
     let condition = Condition::matches(version.etag, version.object_version);
-    let ours = |w: &str| (w == writer).then_some(0);
+    let ours = |w: &CommitToken| (w == writer).then_some(0);
     let outcome = cas::put(
         remote,
         remote.key(),
@@ -349,7 +350,7 @@ async fn to_versioned(remote: &Remote, writer: &str, progress: Option<&ProgressF
 
 /// Moves a live versioned database; `None` when a writer committed
 /// meanwhile.
-async fn to_single(remote: &Remote, writer: &str, progress: Option<&ProgressFn>) -> Result<Option<u64>> {
+async fn to_single(remote: &Remote, writer: &CommitToken, progress: Option<&ProgressFn>) -> Result<Option<u64>> {
     let versioned = Versioned::default();
     let Some(newest) = versioned.newest(remote).await? else {
         return Ok(None);

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::version::{RemoteVersion, Version};
 use crate::hash::ContentHash;
+use crate::token::CommitToken;
 
 /// Publishes whose outcome is not known yet: tries of the working copy's
 /// changes over one base version. Each is conditional on that base, so at
@@ -17,7 +18,7 @@ pub struct InFlight {
     /// The commit token of that version (the first of its lineage), if it
     /// has one: the mark by which its successor is found in a lineage.
     #[serde(default)]
-    pub base_token: Option<String>,
+    pub base_token: Option<CommitToken>,
     /// Whether they were last-writer-wins publishes (not conditional on
     /// the base).
     #[serde(default)]
@@ -31,7 +32,7 @@ pub struct InFlight {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
     /// Its commit token.
-    pub token: String,
+    pub token: CommitToken,
     /// The content hash of the file it uploads; `None` for a try that
     /// uploads no file of the session's (a fence, a move).
     #[serde(with = "maybe_hash")]
@@ -66,24 +67,21 @@ impl InFlight {
     pub fn over(base: Option<&RemoteVersion>, last_writer_wins: bool) -> Self {
         Self {
             base: base.map(RemoteVersion::id),
-            base_token: base.and_then(|v| v.token().map(str::to_string)),
+            base_token: base.and_then(|v| v.token().cloned()),
             last_writer_wins,
             attempts: Vec::new(),
         }
     }
 
     /// The record with one more try, `token`, uploading content `hash`.
-    pub fn with_attempt(mut self, token: impl Into<String>, hash: Option<ContentHash>) -> Self {
-        self.attempts.push(Attempt {
-            token: token.into(),
-            hash,
-        });
+    pub fn with_attempt(mut self, token: CommitToken, hash: Option<ContentHash>) -> Self {
+        self.attempts.push(Attempt { token, hash });
         self
     }
 
     /// Whether `token` is one of the tries, and which.
-    pub fn attempt(&self, token: &str) -> Option<usize> {
-        self.attempts.iter().position(|a| a.token == token)
+    pub fn attempt(&self, token: &CommitToken) -> Option<usize> {
+        self.attempts.iter().position(|a| a.token == *token)
     }
 }
 
@@ -94,13 +92,13 @@ struct InFlightRecord {
     #[serde(default)]
     base: Option<Version>,
     #[serde(default)]
-    base_token: Option<String>,
+    base_token: Option<CommitToken>,
     #[serde(default)]
     last_writer_wins: bool,
     #[serde(default)]
     attempts: Vec<Attempt>,
     #[serde(default)]
-    token: Option<String>,
+    token: Option<CommitToken>,
     #[serde(default, with = "maybe_hash")]
     hash: Option<ContentHash>,
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::hash::ContentHash;
 use crate::timestamp::Timestamp;
+use crate::token::CommitToken;
 
 /// The format written by this version of the crate.
 pub(crate) const FORMAT: u32 = 1;
@@ -68,7 +69,7 @@ pub(crate) struct Manifest {
     /// When it was committed (RFC 3339).
     pub committed_at: Timestamp,
     /// The commit token of its writer.
-    pub writer: String,
+    pub writer: CommitToken,
     /// Chunk bytes uploaded by this commit (compressed).
     pub uploaded_bytes: u64,
     /// Set on the last version before the database moved to the

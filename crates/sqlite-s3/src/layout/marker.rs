@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::store::Remote;
 use crate::store::cas::Condition;
 use crate::store::keys::Keys;
+use crate::token::CommitToken;
 
 /// How a marker's body begins; readable by anyone who downloads it.
 const MAGIC: &[u8] = b"sqlite-s3: this database moved to the versioned layout (KEY.sqlite-s3/)\n";
@@ -26,7 +27,7 @@ pub(crate) struct Marker {
     /// The version the staged manifest becomes.
     pub version: u64,
     /// The writer token of the conversion (names the staged manifest).
-    pub writer: String,
+    pub writer: CommitToken,
 }
 
 impl Marker {
@@ -60,7 +61,7 @@ impl Marker {
 pub(crate) async fn marker_check(
     remote: &Remote,
     condition: &Condition,
-    mine: &(dyn Fn(&str) -> Option<usize> + Sync),
+    mine: &(dyn Fn(&CommitToken) -> Option<usize> + Sync),
 ) -> Result<Landed<(usize, Marker)>> {
     let result = match remote.store().get(remote.key()).await {
         Ok(result) => result,

@@ -26,17 +26,23 @@ use crate::options::WriteMode;
 use crate::progress::{Direction, ProgressFn, report};
 use crate::store::cas::{self, Condition, Tries};
 use crate::store::{LEGACY_LINEAGE_ATTRIBUTE, LINEAGE_ATTRIBUTE, Remote};
+use crate::token::CommitToken;
 
 /// See the module docs.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SingleObject;
 
-fn lineage_of(attributes: &Attributes) -> Vec<String> {
+fn lineage_of(attributes: &Attributes) -> Vec<CommitToken> {
     [LINEAGE_ATTRIBUTE, LEGACY_LINEAGE_ATTRIBUTE]
         .into_iter()
         .find_map(|name| attributes.get(&Attribute::Metadata(name.into())))
-        .map(|v| v.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect())
+        .map(|v| v.split(',').filter(|t| !t.is_empty()).map(CommitToken::from).collect())
         .unwrap_or_default()
+}
+
+/// A lineage as object metadata holds it: the tokens, comma-separated.
+fn lineage_text(lineage: &[CommitToken]) -> String {
+    lineage.iter().map(CommitToken::as_str).collect::<Vec<_>>().join(",")
 }
 
 impl SingleObject {
@@ -195,7 +201,10 @@ impl Layout for SingleObject {
         report(progress, Direction::Upload, 0, total);
         let lineage = extend_lineage(token, base);
         let mut attributes = Attributes::new();
-        attributes.insert(Attribute::Metadata(LINEAGE_ATTRIBUTE.into()), lineage.join(",").into());
+        attributes.insert(
+            Attribute::Metadata(LINEAGE_ATTRIBUTE.into()),
+            lineage_text(&lineage).into(),
+        );
         attributes.insert(Attribute::ContentType, "application/vnd.sqlite3".into());
         // Last writer wins, too, tries the condition first: it may write over
         // anything but the marker of a move to the versioned layout.
@@ -297,11 +306,14 @@ impl Layout for SingleObject {
         let counter = u32::from_be_bytes([bytes[24], bytes[25], bytes[26], bytes[27]]).wrapping_add(1);
         bytes[24..28].copy_from_slice(&counter.to_be_bytes());
         bytes[92..96].copy_from_slice(&counter.to_be_bytes());
-        let token = crate::token::new_token();
+        let token = CommitToken::new();
         let fence = with_fence(in_flight, &token);
         let mut attributes = Attributes::new();
         let lineage = extend_lineage(&token, Some(base));
-        attributes.insert(Attribute::Metadata(LINEAGE_ATTRIBUTE.into()), lineage.join(",").into());
+        attributes.insert(
+            Attribute::Metadata(LINEAGE_ATTRIBUTE.into()),
+            lineage_text(&lineage).into(),
+        );
         attributes.insert(Attribute::ContentType, "application/vnd.sqlite3".into());
         let outcome = cas::put(
             remote,
@@ -392,7 +404,7 @@ mod tests {
         for name in [LINEAGE_ATTRIBUTE, LEGACY_LINEAGE_ATTRIBUTE] {
             let mut attributes = Attributes::new();
             attributes.insert(Attribute::Metadata(name.into()), "b,a".into());
-            assert_eq!(lineage_of(&attributes), ["b", "a"], "{name}");
+            assert_eq!(lineage_of(&attributes), [CommitToken::from("b"), "a".into()], "{name}");
         }
         assert!(lineage_of(&Attributes::new()).is_empty());
     }

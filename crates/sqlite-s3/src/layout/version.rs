@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::manifest::Manifest;
 use crate::timestamp::Timestamp;
+use crate::token::CommitToken;
 
 /// A version of a remote database, as a session knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -97,7 +98,7 @@ impl From<&Manifest> for VersionInfo {
             committed_at: m.committed_at.system_time(),
             size: m.size,
             uploaded_bytes: m.uploaded_bytes,
-            writer: m.writer.clone(),
+            writer: m.writer.to_string(),
             parent: m.parent,
             moved_to_single: m.moved_to_single,
         }
@@ -131,7 +132,7 @@ pub(crate) struct ObjectVersion {
     pub object_version: Option<String>,
     /// Commit tokens of this version and its recent ancestors, newest first,
     /// as recorded by the writers (empty for objects written by other tools).
-    pub lineage: Vec<String>,
+    pub lineage: Vec<CommitToken>,
 }
 
 impl RemoteVersion {
@@ -148,16 +149,16 @@ impl RemoteVersion {
     /// The commit token of its writer, when it has one (objects written by
     /// other tools have none): the mark by which its successor is found in
     /// a lineage.
-    pub(crate) fn token(&self) -> Option<&str> {
+    pub(crate) fn token(&self) -> Option<&CommitToken> {
         match self {
-            RemoteVersion::Object(object) => object.lineage.first().map(String::as_str),
+            RemoteVersion::Object(object) => object.lineage.first(),
             RemoteVersion::Manifest(manifest) => Some(&manifest.writer),
         }
     }
 
     /// The commit tokens of this version and its recent ancestors, newest
     /// first, as far as they are known.
-    pub(crate) fn lineage(&self) -> &[String] {
+    pub(crate) fn lineage(&self) -> &[CommitToken] {
         match self {
             RemoteVersion::Object(object) => &object.lineage,
             RemoteVersion::Manifest(manifest) => std::slice::from_ref(&manifest.writer),
@@ -195,7 +196,7 @@ struct RemoteVersionRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     object_version: Option<String>,
     #[serde(default)]
-    lineage: Vec<String>,
+    lineage: Vec<CommitToken>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     manifest: Option<Box<Manifest>>,
 }
@@ -236,8 +237,8 @@ impl From<RemoteVersion> for RemoteVersionRecord {
 
 /// The lineage of a new version of the single object: its token, then its
 /// parent's lineage, up to [`LINEAGE_LEN`] tokens.
-pub(crate) fn extend_lineage(token: &str, parent: Option<&RemoteVersion>) -> Vec<String> {
-    std::iter::once(token.to_string())
+pub(crate) fn extend_lineage(token: &CommitToken, parent: Option<&RemoteVersion>) -> Vec<CommitToken> {
+    std::iter::once(token.clone())
         .chain(parent.into_iter().flat_map(|p| p.lineage().iter().cloned()))
         .take(LINEAGE_LEN)
         .collect()
@@ -284,7 +285,10 @@ mod tests {
         let json = serde_json::to_string(&version).unwrap();
         let back: RemoteVersion = serde_json::from_str(&json).unwrap();
         assert_eq!(back, version);
-        assert_eq!(back.token(), Some("b"));
-        assert_eq!(extend_lineage("c", Some(&back)), ["c", "b", "a"]);
+        assert_eq!(back.token(), Some(&CommitToken::from("b")));
+        assert_eq!(
+            extend_lineage(&"c".into(), Some(&back)),
+            [CommitToken::from("c"), "b".into(), "a".into()]
+        );
     }
 }

@@ -17,6 +17,7 @@ use crate::options::WriteMode;
 use crate::progress::ProgressFn;
 use crate::sqlite::{self, header};
 use crate::store::Remote;
+use crate::token::CommitToken;
 
 /// Where earlier tries stand after [`resolve_in_flight`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +77,7 @@ pub(crate) async fn publish_slot(
             .publishing
             .take()
             .unwrap_or_else(|| InFlight::over(base.as_ref(), mode == WriteMode::LastWriterWins))
-            .with_attempt(crate::token::new_token(), Some(hash));
+            .with_attempt(CommitToken::new(), Some(hash));
         slot.state.publishing = Some(in_flight.clone());
         slot.save()?;
         let found = match layout

@@ -15,6 +15,7 @@ use object_store::path::Path as Key;
 
 use super::remote::Remote;
 use crate::hash::ContentHash;
+use crate::token::CommitToken;
 
 /// The keys of one database in the versioned layout.
 #[derive(Debug, Clone)]
@@ -67,7 +68,7 @@ impl Keys {
     }
 
     /// Where a move by `writer` stages the version it creates.
-    pub(crate) fn staged(&self, writer: &str) -> Key {
+    pub(crate) fn staged(&self, writer: &CommitToken) -> Key {
         Key::from(format!("{}/staged/{writer}", self.root))
     }
 
@@ -111,7 +112,7 @@ mod tests {
         assert_eq!(keys.lease().as_ref(), "dir/app.db.sqlite-s3-lease");
         assert_eq!(keys.probe("t").as_ref(), "dir/app.db.sqlite-s3-probe-t");
         assert_eq!(keys.own_home(), "dir/app.db.sqlite-s3/chunks");
-        assert_eq!(keys.staged("ab").as_ref(), "dir/app.db.sqlite-s3/staged/ab");
+        assert_eq!(keys.staged(&"ab".into()).as_ref(), "dir/app.db.sqlite-s3/staged/ab");
         assert_eq!(keys.branches().as_ref(), "dir/app.db.sqlite-s3/branches");
         let hash = ContentHash::of(b"chunk");
         assert_eq!(

@@ -33,6 +33,7 @@ use super::keys::Keys;
 use super::remote::Remote;
 use crate::error::{Error, Result};
 use crate::location::Scheme;
+use crate::token::CommitToken;
 
 /// How long a store that passed the probe is trusted before it is probed
 /// again.
@@ -166,7 +167,7 @@ impl Conditions {
 
 /// A new probe object's key, beside the database.
 fn probe_key(remote: &Remote) -> Key {
-    Keys::new(remote).probe(&crate::token::new_token())
+    Keys::new(remote).probe(CommitToken::new().as_str())
 }
 
 async fn put(

@@ -21,6 +21,7 @@ use crate::store::Remote;
 use crate::store::cas::{self, Condition};
 use crate::store::keys::Keys;
 use crate::timestamp::Timestamp;
+use crate::token::CommitToken;
 
 /// How old an unreferenced chunk must be before gc deletes it; a commit
 /// that has run for half of it uploads its new chunks again.
@@ -55,7 +56,7 @@ impl Versioned {
         keys: &Keys,
         file: &Path,
         parent: Option<&Manifest>,
-        token: &str,
+        token: &CommitToken,
         progress: Option<&ProgressFn>,
     ) -> Result<Manifest> {
         let started = std::time::Instant::now();
@@ -136,7 +137,7 @@ impl Versioned {
             homes: plan.homes,
             chunks: plan.chunks,
             committed_at: Timestamp::now(),
-            writer: token.to_string(),
+            writer: token.clone(),
             uploaded_bytes: uploaded,
             moved_to_single: false,
         })
@@ -172,7 +173,7 @@ impl Versioned {
         remote: &Remote,
         keys: &Keys,
         manifest: &Manifest,
-        mine: impl Fn(&str) -> Option<usize> + Sync,
+        mine: impl Fn(&CommitToken) -> Option<usize> + Sync,
     ) -> Result<cas::Outcome<(usize, Manifest)>> {
         let number = manifest.version;
         let mine = &mine;
@@ -195,7 +196,7 @@ impl Versioned {
         remote: &Remote,
         keys: &Keys,
         number: u64,
-        mine: impl Fn(&str) -> Option<usize> + Sync,
+        mine: impl Fn(&CommitToken) -> Option<usize> + Sync,
     ) -> Result<Landed<(usize, Manifest)>> {
         Ok(match self.entry(remote, keys, number).await? {
             None => Landed::NotYet,
@@ -271,7 +272,7 @@ impl Versioned {
         manifest: &Manifest,
         hint: bool,
     ) -> Result<bool> {
-        let writer = manifest.writer.as_str();
+        let writer = &manifest.writer;
         let outcome = self
             .create_version(remote, keys, manifest, |w| (w == writer).then_some(0))
             .await?;

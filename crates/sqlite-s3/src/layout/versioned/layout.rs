@@ -19,6 +19,7 @@ use crate::store::Remote;
 use crate::store::cas;
 use crate::store::keys::Keys;
 use crate::timestamp::Timestamp;
+use crate::token::CommitToken;
 
 #[async_trait]
 impl Layout for Versioned {
@@ -65,7 +66,7 @@ impl Layout for Versioned {
             .len()
             .checked_sub(1)
             .expect("the try being made is recorded");
-        let token = in_flight.attempts[this].token.as_str();
+        let token = &in_flight.attempts[this].token;
         let parent: Option<Manifest> = match (mode, base) {
             (WriteMode::LastWriterWins, _) => self.latest(remote, &keys).await?,
             (WriteMode::Conditional, None) => None,
@@ -157,7 +158,7 @@ impl Layout for Versioned {
                 ));
             }
         };
-        let token = crate::token::new_token();
+        let token = CommitToken::new();
         let fence = with_fence(in_flight, &token);
         let copy = Manifest {
             version: base.version + 1,

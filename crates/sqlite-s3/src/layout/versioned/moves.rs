@@ -31,6 +31,7 @@ use crate::store::Remote;
 use crate::store::cas::{self, Condition};
 use crate::store::keys::{Keys, object_name};
 use crate::timestamp::Timestamp;
+use crate::token::CommitToken;
 
 impl Versioned {
     /// Uploads the chunks of `file` that `parent` lacks and stages the
@@ -41,7 +42,7 @@ impl Versioned {
         remote: &Remote,
         file: &Path,
         parent: Option<&Manifest>,
-        writer: &str,
+        writer: &CommitToken,
         progress: Option<&ProgressFn>,
     ) -> Result<(u64, Key)> {
         let keys = Keys::new(remote);
@@ -75,7 +76,7 @@ impl Versioned {
         keys: &Keys,
         manifest: &Manifest,
         hint: bool,
-        mine: impl Fn(&str) -> Option<usize> + Sync,
+        mine: impl Fn(&CommitToken) -> Option<usize> + Sync,
     ) -> Result<cas::Outcome<(usize, Marker)>> {
         debug_assert_eq!(manifest.version, 1);
         let staged = self.stage_manifest(remote, keys, manifest).await?;
@@ -145,7 +146,7 @@ impl Versioned {
         progress: Option<&ProgressFn>,
     ) -> Result<Found> {
         let this = in_flight.attempts.len() - 1;
-        let token = in_flight.attempts[this].token.as_str();
+        let token = &in_flight.attempts[this].token;
         let manifest = self.upload_version(remote, keys, file, None, token, progress).await?;
         match self
             .create_first(remote, keys, &manifest, true, |writer| in_flight.attempt(writer))
@@ -172,7 +173,7 @@ impl Versioned {
     /// whose version 1 does not exist: a marker of ours at the key means
     /// it may still be finished.
     pub(crate) async fn creation_check(&self, remote: &Remote, in_flight: &InFlight) -> Result<Landed<Found>> {
-        let mine = |writer: &str| in_flight.attempt(writer);
+        let mine = |writer: &CommitToken| in_flight.attempt(writer);
         Ok(match marker_check(remote, &Condition::Absent, &mine).await? {
             Landed::Yes(_) | Landed::NotYet => Landed::NotYet,
             Landed::Never => Landed::Never,
@@ -187,9 +188,15 @@ impl Versioned {
     /// # Failure
     /// [`Error::Corrupt`] when neither the staged manifest nor the version
     /// it was to become can be found, or the version is someone else's.
-    pub(crate) async fn finish_staged(&self, remote: &Remote, number: u64, staged: &Key, writer: &str) -> Result<()> {
+    pub(crate) async fn finish_staged(
+        &self,
+        remote: &Remote,
+        number: u64,
+        staged: &Key,
+        writer: &CommitToken,
+    ) -> Result<()> {
         let keys = Keys::new(remote);
-        let done = |m: &Option<Manifest>| m.as_ref().is_some_and(|m| m.writer == writer);
+        let done = |m: &Option<Manifest>| m.as_ref().is_some_and(|m| m.writer == *writer);
         let bytes = match remote.store().get(staged).await {
             Ok(result) => result
                 .bytes()
@@ -233,13 +240,18 @@ impl Versioned {
     /// Creates the version after `newest`, a copy of it marked as moved to
     /// the single-object layout. `None` when another commit took the
     /// number first.
-    pub(crate) async fn freeze(&self, remote: &Remote, newest: &Manifest, writer: &str) -> Result<Option<Manifest>> {
+    pub(crate) async fn freeze(
+        &self,
+        remote: &Remote,
+        newest: &Manifest,
+        writer: &CommitToken,
+    ) -> Result<Option<Manifest>> {
         let keys = Keys::new(remote);
         let moved = Manifest {
             version: newest.version + 1,
             parent: Some(newest.version),
             committed_at: Timestamp::now(),
-            writer: writer.to_string(),
+            writer: writer.clone(),
             uploaded_bytes: 0,
             moved_to_single: true,
             ..newest.clone()

@@ -8,6 +8,7 @@ use super::Versioned;
 use crate::layout::{Base, InFlight, Layout, Published, Pulled, RemoteVersion};
 use crate::options::WriteMode;
 use crate::store::Remote;
+use crate::token::CommitToken;
 
 const PAGE: usize = 4096;
 
@@ -18,14 +19,13 @@ fn remote(name: &str) -> Remote {
 /// Publishes `file` (any bytes) as the version after `base`, as the only
 /// writer.
 pub(crate) async fn publish(remote: &Remote, file: &Path, base: Option<&RemoteVersion>) -> RemoteVersion {
-    let token = format!("{:016x}", fastrand::u64(..));
     match Versioned::default()
         .publish(
             remote,
             file,
             base,
             WriteMode::Conditional,
-            &InFlight::over(base, false).with_attempt(token, None),
+            &InFlight::over(base, false).with_attempt(CommitToken::new(), None),
             None,
         )
         .await
