@@ -270,7 +270,13 @@ fn age(now: chrono::DateTime<chrono::Utc>, then: chrono::DateTime<chrono::Utc>) 
 
 fn note_references(manifest: &Manifest, own_home: &str, referenced: &mut HashSet<String>) {
     for chunk in &manifest.chunks {
-        if manifest.homes[usize::from(chunk.home)] == own_home {
+        // A home the manifest does not list (which `Manifest::check` rules
+        // out) could be this one: keep the chunk rather than guess.
+        if manifest
+            .homes
+            .get(usize::from(chunk.home))
+            .is_none_or(|home| home == own_home)
+        {
             referenced.insert(chunk.hash.clone());
         }
     }
