@@ -265,9 +265,12 @@ pub enum Error {
     /// database is being converted between layouts, another gc is running,
     /// a branch is being created, the object kept changing while it was
     /// downloaded, the file changed while it was published, or another
-    /// connection held a lock on the working copy. What this call did
-    /// (if anything) did not take effect as a change; the same call may
-    /// simply be made again.
+    /// connection held a lock on the working copy. Nothing this call was
+    /// to commit took effect (a publish did not reach its commit point; gc
+    /// may have retired some versions, and a new run goes on from there),
+    /// so the same call may simply be made again. Its kind is
+    /// [`ErrorKind::TryAgain`], which says when the change itself may be
+    /// run again.
     #[error("{url}: {reason}; try again")]
     TryAgain {
         /// The database URL; for a lock on a local file, that file.

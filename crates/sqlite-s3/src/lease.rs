@@ -416,3 +416,55 @@ async fn check(remote: &Remote, key: &Path, record: &Record, condition: &Conditi
         _ => Landed::Never,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use object_store::ObjectStoreExt;
+
+    use super::*;
+
+    async fn with_record(name: &str, fence: u64, expires_at_ms: u64, released: bool) -> Remote {
+        let remote = Remote::connect(
+            &format!("memory://lease-{name}-{:08x}/app.db", fastrand::u32(..)),
+            &crate::StoreOptions::new(),
+        )
+        .unwrap();
+        let record = Record {
+            owner: "someone".into(),
+            token: "t".into(),
+            fence,
+            expires_at_ms,
+            released,
+        };
+        let key = Path::from("app.db.sqlite-s3-lease");
+        remote
+            .store()
+            .put(&key, serde_json::to_vec(&record).unwrap().into())
+            .await
+            .unwrap();
+        remote
+    }
+
+    /// A released lease whose fencing number has no successor is `Corrupt`,
+    /// naming the object, rather than an overflow.
+    #[tokio::test]
+    async fn a_fencing_number_with_no_successor_is_corrupt() {
+        let remote = with_record("fence", u64::MAX, 0, true).await;
+        let err = Lease::acquire(&remote, "me", Duration::from_secs(10), Duration::ZERO)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("app.db.sqlite-s3-lease"), "{err}");
+    }
+
+    /// A lease that expires at the end of time is held, not an overflow.
+    #[tokio::test]
+    async fn an_expiry_at_the_end_of_time_is_held() {
+        let remote = with_record("expiry", 1, u64::MAX, false).await;
+        let err = Lease::acquire(&remote, "me", Duration::from_secs(10), Duration::ZERO)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::LeaseHeld { .. }), "{err}");
+        assert_eq!(err.kind(), crate::ErrorKind::TryAgain);
+    }
+}

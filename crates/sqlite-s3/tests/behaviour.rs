@@ -433,6 +433,7 @@ async fn refresh_downloads_only_when_the_remote_changed(backend: Backend) {
     let err = reader.refresh().await.unwrap_err();
     assert!(matches!(err, Error::Misuse { .. }), "{err}");
     assert_eq!(err.kind(), sqlite_s3::ErrorKind::Usage);
+    assert!(err.to_string().contains("unpublished changes"), "{err}");
     assert_eq!(notes(&reader), ["v1", "local"], "refresh never drops local changes");
 }
 
@@ -459,4 +460,25 @@ async fn sync_publishes_then_pulls(backend: Backend) {
     assert_eq!(published, PublishOutcome::Unchanged);
     assert!(matches!(refreshed, RefreshOutcome::Downloaded { .. }));
     assert_eq!(notes(&a), ["a1", "b1"]);
+}
+
+/// A read-only session whose connection committed refuses to publish:
+/// misuse, and nothing is sent.
+#[tokio::test]
+async fn a_read_only_session_holding_changes_refuses_to_publish() {
+    let backend = Backend::new(Kind::Memory).unwrap();
+    let url = backend.url("app.db");
+    let mut writer = Session::open(&url, &backend.options()).await.unwrap();
+    insert(&mut writer, "v1").await;
+    writer.close().await.unwrap();
+    let mut reader = Session::open(&url, &backend.options().read_only(true)).await.unwrap();
+    reader
+        .connection()
+        .execute("INSERT INTO notes VALUES ('local')", [])
+        .unwrap();
+    let err = reader.publish().await.unwrap_err();
+    assert!(matches!(err, Error::Misuse { .. }), "{err}");
+    assert!(err.to_string().contains("read-only"), "{err}");
+    let fresh = Session::open(&url, &backend.options()).await.unwrap();
+    assert_eq!(notes(&fresh), ["v1"], "nothing was sent");
 }

@@ -171,13 +171,17 @@ async fn a_move_to_versioned_cut_short_is_finished_by_the_next_reader(backend: B
     convert(&faulty, LayoutKind::Versioned, None).await.unwrap_err();
     let marker = backend.raw_get("app.db").await.unwrap();
     assert!(marker.starts_with(b"sqlite-s3: this database moved"));
-    assert!(history::log(&remote).await.is_err(), "no version yet");
+    assert!(
+        matches!(history::log(&remote).await, Err(Error::NotVersioned { .. })),
+        "no version yet"
+    );
 
     // Read-only work does not finish it: it says that a writer must.
     let (counted, counter) = backend.counted("app.db");
     let err = Session::open_remote(counted, &backend.options().read_only(true))
         .await
         .unwrap_err();
+    assert!(matches!(err, Error::TryAgain { .. }), "{err}");
     assert!(err.to_string().contains("sqlite-s3 sync"), "{err}");
     assert_eq!(counter.counts().puts, 0);
     assert!(history::log(&remote).await.is_err(), "still no version");
@@ -244,4 +248,28 @@ async fn a_move_to_versioned_does_not_replace_a_newer_single_object() {
     let report = convert(&faulty, LayoutKind::Versioned, None).await.unwrap();
     assert_eq!(report.version, Some(1), "the retry staged version 1 again");
     assert_eq!(notes_of(&backend, &remote).await, strings(&["a", "late"]));
+}
+
+/// A database object at the key and versions beside it that no move left
+/// (another tool wrote the object over the marker): no conversion can tell
+/// which is the database, so it refuses with `Corrupt`, naming both.
+#[tokio::test]
+async fn a_database_in_both_layouts_is_not_converted() {
+    let backend = Backend::new(Kind::Memory).unwrap();
+    let remote = remote(&backend);
+    let mut db = Session::open_remote(remote.clone(), &backend.options().layout(LayoutKind::Versioned))
+        .await
+        .unwrap();
+    insert(&mut db, "a").await;
+    db.close().await.unwrap();
+    backend.raw_put("app.db", support::sqlite_bytes(3)).await;
+    for to in [LayoutKind::Single, LayoutKind::Versioned] {
+        let err = convert(&remote, to, None).await.unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+        assert_eq!(err.kind(), sqlite_s3::ErrorKind::Damaged);
+        assert!(
+            err.to_string().contains("versions up to 1") && err.to_string().contains("Delete the one"),
+            "{err}"
+        );
+    }
 }

@@ -68,6 +68,8 @@ async fn log_lists_every_version(backend: Backend) {
         .unwrap();
     set(&mut plain, 1).await;
     let err = history::log(&remote(&backend, "plain.db")).await.unwrap_err();
+    assert!(matches!(err, Error::NotVersioned { .. }), "{err}");
+    assert_eq!(err.kind(), sqlite_s3::ErrorKind::NotFound);
     assert!(err.to_string().contains("versioned layout"), "{err}");
 }
 
@@ -92,7 +94,16 @@ async fn restore_makes_an_old_state_the_newest_version(backend: Backend) {
     assert_eq!(read(&backend, "app.db").await, 30);
 
     let err = history::restore(&r, RestorePoint::Version(99)).await.unwrap_err();
+    assert!(matches!(err, Error::VersionNotFound { .. }), "{err}");
     assert!(err.to_string().contains("no version 99"), "{err}");
+    let long_ago = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    let err = history::restore(&r, RestorePoint::At(long_ago)).await.unwrap_err();
+    assert!(matches!(err, Error::VersionNotFound { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("no version committed at or before 2001-09-09T01:46:40Z"),
+        "{err}"
+    );
     // The writer that was open sees a conflict, not a silent overwrite.
     db.connection().execute("UPDATE kv SET v = 0", []).unwrap();
     assert!(matches!(db.publish().await.unwrap_err(), Error::Conflict { .. }));
@@ -141,6 +152,17 @@ async fn a_branch_shares_the_past_but_not_the_future(backend: Backend) {
         .unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err}");
     assert_eq!(read(&backend, "plain.db").await, 7);
+    // Nor into another store, whose chunks it could not share.
+    let elsewhere = sqlite_s3::Remote::connect(
+        &format!("memory://elsewhere-{:08x}/fork.db", fastrand::u32(..)),
+        &sqlite_s3::StoreOptions::new(),
+    )
+    .unwrap();
+    let err = history::branch(&remote(&backend, "app.db"), &elsewhere, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Misuse { .. }), "{err}");
+    assert!(err.to_string().contains("same bucket"), "{err}");
     assert!(
         history::log(&remote(&backend, "plain.db")).await.is_err(),
         "no versions beside it"
@@ -306,6 +328,7 @@ async fn gc_keeps_the_chunks_of_a_branch_being_created_and_skips_one_that_never_
     let err = history::gc(&source, Keep::Last(1), Duration::from_secs(3600))
         .await
         .unwrap_err();
+    assert!(matches!(err, Error::TryAgain { .. }), "{err}");
     assert!(
         err.to_string().contains("being created"),
         "young: it may yet come: {err}"

@@ -130,3 +130,51 @@ impl SlotState {
         crate::atomic_file::write(path, &bytes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::manifest::{ChunkRef, FORMAT, Manifest};
+
+    fn with_home(home: u16) -> SlotState {
+        SlotState {
+            url: "memory://b/app.db".into(),
+            version: Some(RemoteVersion::Manifest(Box::new(Manifest {
+                format: FORMAT,
+                version: 2,
+                parent: Some(1),
+                size: 4096,
+                page_size: 4096,
+                chunk_size: 4096,
+                homes: vec!["app.db.sqlite-s3/chunks".into()],
+                chunks: vec![ChunkRef {
+                    hash: ContentHash::of(b"00"),
+                    home,
+                }],
+                committed_at: serde_json::from_str("\"2026-01-01T00:00:00Z\"").unwrap(),
+                writer: "w".into(),
+                uploaded_bytes: 0,
+                moved_to_single: false,
+            }))),
+            pulled_hash: Some(ContentHash::of(b"ab")),
+            ..Default::default()
+        }
+    }
+
+    /// A state whose kept manifest names a chunk home it does not list
+    /// (damaged on disk, or edited) is unreadable, like one that does not
+    /// parse: nothing it says is used to publish.
+    #[test]
+    fn a_state_whose_manifest_makes_no_sense_is_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        with_home(0).save(&path).unwrap();
+        let loaded = SlotState::load(&path).unwrap();
+        assert!(!loaded.unreadable);
+        assert_eq!(loaded, with_home(0));
+        with_home(3).save(&path).unwrap();
+        let loaded = SlotState::load(&path).unwrap();
+        assert!(loaded.unreadable);
+        assert_eq!(loaded.version, None);
+    }
+}

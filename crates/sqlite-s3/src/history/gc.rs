@@ -304,10 +304,12 @@ fn plan_chunks(
 /// Adds to `referenced` the chunks of `manifest` that live in `own_home`.
 fn note_references(manifest: &Manifest, own_home: &str, referenced: &mut HashSet<ContentHash>) {
     for chunk in &manifest.chunks {
+        // A home the manifest does not list (which `Manifest::check` rules
+        // out) could be this one: keep the chunk rather than guess.
         if manifest
             .homes
             .get(usize::from(chunk.home))
-            .is_some_and(|home| home == own_home)
+            .is_none_or(|home| home == own_home)
         {
             referenced.insert(chunk.hash);
         }

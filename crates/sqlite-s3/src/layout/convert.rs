@@ -68,10 +68,15 @@ async fn single_state(remote: &Remote) -> Result<SingleState> {
         Err(object_store::Error::NotFound { .. }) => return Ok(SingleState::Absent),
         Err(e) => return Err(remote.error("downloading", e)),
     };
-    let etag = (
-        result.meta.e_tag.clone().unwrap_or_default(),
-        result.meta.version.clone(),
-    );
+    // No write can be conditional on an object the store keeps without an
+    // ETag (a marker is replaced with `If-Match` when a move finishes).
+    let etag = result.meta.e_tag.clone().ok_or_else(|| Error::Corrupt {
+        url: remote.url().to_string(),
+        reason: "the store serves its object without an ETag, and no write can be conditional on a version that \
+                 has none"
+            .into(),
+    })?;
+    let etag = (etag, result.meta.version.clone());
     let bytes = result.bytes().await.map_err(|e| remote.error("downloading", e))?;
     Ok(match Marker::decode(&bytes, remote)? {
         Some(marker) => SingleState::Moved { marker, etag },

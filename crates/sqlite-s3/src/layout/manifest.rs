@@ -19,6 +19,10 @@ pub(crate) const MAX_CHUNK_SIZE: u64 = 16 << 20;
 /// database.
 const MAX_MANIFEST_BYTES: usize = 64 << 20;
 
+/// The highest version number a manifest may have: far beyond any real
+/// history, and low enough that the number after it never overflows.
+pub const MAX_VERSION: u64 = u64::MAX / 2;
+
 /// Decompresses at most [`MAX_MANIFEST_BYTES`].
 fn decompress(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
@@ -129,51 +133,71 @@ impl Manifest {
 
     /// Decodes and checks what [`Manifest::encode`] wrote; `number` is the
     /// version its key says it is. `what` names the object in errors.
+    ///
+    /// Everything else reads manifests through this (or through
+    /// [`Manifest::check`], for the copies the cache keeps), so the rest of
+    /// the crate may index chunks and homes by what a manifest says.
     pub fn decode(bytes: &[u8], number: u64, what: &str) -> Result<Self> {
         let corrupt = |reason: String| Error::Corrupt {
             url: what.to_string(),
             reason,
         };
-        let json =
-            zstd::stream::decode_all(bytes).map_err(|e| corrupt(format!("manifest does not decompress: {e}")))?;
+        let json = decompress(bytes).map_err(|e| corrupt(format!("manifest does not decompress: {e}")))?;
         let manifest: Manifest =
             serde_json::from_slice(&json).map_err(|e| corrupt(format!("manifest does not parse: {e}")))?;
-        if manifest.format != FORMAT {
-            return Err(corrupt(format!(
-                "manifest format {} is not {FORMAT}: written by another version of sqlite-s3",
-                manifest.format
-            )));
-        }
         if manifest.version != number {
             return Err(corrupt(format!(
                 "manifest says version {} under key {number}",
                 manifest.version
             )));
         }
-        if manifest.chunk_size == 0 || manifest.chunk_size > MAX_CHUNK_SIZE || manifest.homes.is_empty() {
-            return Err(corrupt(format!(
+        manifest.check().map_err(corrupt)?;
+        Ok(manifest)
+    }
+
+    /// Whether the manifest is one this crate can use: its format, a
+    /// version number in range, a sane chunk size, as many chunks as its
+    /// size needs, and every chunk in a home it lists. What is wrong, if
+    /// not.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if self.format != FORMAT {
+            return Err(format!(
+                "manifest format {} is not {FORMAT}: written by another version of sqlite-s3",
+                self.format
+            ));
+        }
+        if self.version == 0 || self.version > MAX_VERSION {
+            return Err(format!("version number {} is out of range", self.version));
+        }
+        if self.chunk_size == 0 || self.chunk_size > MAX_CHUNK_SIZE || self.homes.is_empty() {
+            return Err(format!(
                 "chunk size {} or {} chunk homes cannot be right",
-                manifest.chunk_size,
-                manifest.homes.len()
-            )));
+                self.chunk_size,
+                self.homes.len()
+            ));
         }
-        let expected = manifest.size.div_ceil(manifest.chunk_size);
-        if manifest.chunks.len() as u64 != expected {
-            return Err(corrupt(format!(
+        let expected = self.size.div_ceil(self.chunk_size);
+        if self.chunks.len() as u64 != expected {
+            return Err(format!(
                 "{} chunks of {} bytes cannot hold {} bytes",
-                manifest.chunks.len(),
-                manifest.chunk_size,
-                manifest.size
-            )));
+                self.chunks.len(),
+                self.chunk_size,
+                self.size
+            ));
         }
-        if manifest
+        if let Some((index, chunk)) = self
             .chunks
             .iter()
-            .any(|c| usize::from(c.home) >= manifest.homes.len())
+            .enumerate()
+            .find(|(_, c)| usize::from(c.home) >= self.homes.len())
         {
-            return Err(corrupt("a chunk names a home the manifest does not list".into()));
+            return Err(format!(
+                "chunk {index} is in home {}, but the manifest lists {} home(s)",
+                chunk.home,
+                self.homes.len()
+            ));
         }
-        Ok(manifest)
+        Ok(())
     }
 
     /// The byte range of chunk `index` in the file.
@@ -238,5 +262,38 @@ mod tests {
             Manifest::decode(&short.encode(), 7, "m"),
             Err(Error::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn a_chunk_in_a_home_the_manifest_does_not_list_is_corrupt() {
+        let mut m = sample();
+        m.chunks[1].home = 5;
+        let err = Manifest::decode(&m.encode(), 7, "s3://b/app.db (object m)").unwrap_err();
+        assert!(
+            matches!(&err, Error::Corrupt { url, .. } if url.contains("object m")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("chunk 1 is in home 5"), "{err}");
+    }
+
+    #[test]
+    fn a_version_number_out_of_range_is_corrupt() {
+        for number in [0, MAX_VERSION + 1, u64::MAX] {
+            let m = Manifest {
+                version: number,
+                ..sample()
+            };
+            let err = Manifest::decode(&m.encode(), number, "m").unwrap_err();
+            assert!(err.to_string().contains("out of range"), "{number}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_manifest_that_decompresses_beyond_any_size_is_corrupt() {
+        // A few kilobytes that would decompress to 80 MiB.
+        let bomb = zstd::bulk::compress(&vec![b' '; 80 << 20], 3).unwrap();
+        assert!(bomb.len() < 1 << 20);
+        let err = Manifest::decode(&bomb, 7, "m").unwrap_err();
+        assert!(err.to_string().contains("larger than any manifest"), "{err}");
     }
 }

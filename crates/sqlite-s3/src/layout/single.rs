@@ -350,9 +350,11 @@ impl SingleObject {
         let lineage = lineage_of(&head.attributes);
         for (position, token) in lineage.iter().enumerate() {
             if let Some(attempt) = in_flight.attempt(token) {
-                let published = match position {
-                    0 => Published::Current(RemoteVersion::Object(ObjectVersion {
-                        etag: head.meta.e_tag.clone().unwrap_or_default(),
+                // Without an ETag the version cannot be named: the next
+                // pull downloads whatever is newest.
+                let published = match (position, head.meta.e_tag.clone()) {
+                    (0, Some(etag)) => Published::Current(RemoteVersion::Object(ObjectVersion {
+                        etag,
                         object_version: head.meta.version.clone(),
                         lineage,
                     })),

@@ -112,7 +112,7 @@ fn rfc3339<S: serde::Serializer>(time: &SystemTime, serializer: S) -> Result<S::
 
 /// A version of the remote database, as a layout knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "RemoteVersionRecord", into = "RemoteVersionRecord")]
+#[serde(try_from = "RemoteVersionRecord", into = "RemoteVersionRecord")]
 pub(crate) enum RemoteVersion {
     /// A version of the single object.
     Object(ObjectVersion),
@@ -201,10 +201,20 @@ struct RemoteVersionRecord {
     manifest: Option<Box<Manifest>>,
 }
 
-impl From<RemoteVersionRecord> for RemoteVersion {
-    fn from(record: RemoteVersionRecord) -> Self {
-        match record.manifest {
-            Some(manifest) => RemoteVersion::Manifest(manifest),
+/// A record whose manifest fails [`Manifest::check`] is refused, as one
+/// that does not parse: `state.json` is then unreadable (its working copy is
+/// set aside), a pull record is not used. The rest of the crate may then
+/// trust the manifest of every version it knows, as it trusts those it
+/// decodes.
+impl TryFrom<RemoteVersionRecord> for RemoteVersion {
+    type Error = String;
+
+    fn try_from(record: RemoteVersionRecord) -> Result<Self, String> {
+        Ok(match record.manifest {
+            Some(manifest) => {
+                manifest.check()?;
+                RemoteVersion::Manifest(manifest)
+            }
             // A number without its manifest never stood for a version of
             // the versioned layout; read it as what it says.
             None => RemoteVersion::Object(ObjectVersion {
@@ -212,7 +222,7 @@ impl From<RemoteVersionRecord> for RemoteVersion {
                 object_version: record.object_version,
                 lineage: record.lineage,
             }),
-        }
+        })
     }
 }
 
@@ -290,5 +300,33 @@ mod tests {
             extend_lineage(&"c".into(), Some(&back)),
             [CommitToken::from("c"), "b".into(), "a".into()]
         );
+    }
+
+    #[test]
+    fn a_kept_manifest_that_makes_no_sense_is_refused_as_unreadable() {
+        let manifest = Manifest {
+            format: super::super::manifest::FORMAT,
+            version: 3,
+            parent: Some(2),
+            size: 4096,
+            page_size: 4096,
+            chunk_size: 4096,
+            homes: vec!["app.db.sqlite-s3/chunks".into()],
+            chunks: vec![super::super::manifest::ChunkRef {
+                hash: crate::hash::ContentHash::of(b"00"),
+                home: 0,
+            }],
+            committed_at: serde_json::from_str("\"2026-01-01T00:00:00Z\"").unwrap(),
+            writer: "w".into(),
+            uploaded_bytes: 0,
+            moved_to_single: false,
+        };
+        let good = serde_json::to_string(&RemoteVersion::Manifest(Box::new(manifest.clone()))).unwrap();
+        assert!(serde_json::from_str::<RemoteVersion>(&good).is_ok());
+        let mut bad = manifest;
+        bad.chunks[0].home = 1;
+        let bad = serde_json::to_string(&RemoteVersion::Manifest(Box::new(bad))).unwrap();
+        let err = serde_json::from_str::<RemoteVersion>(&bad).unwrap_err();
+        assert!(err.to_string().contains("home 1"), "{err}");
     }
 }

@@ -148,7 +148,11 @@ pub(crate) async fn tries_before_setting_aside(
         Earlier::Unknown(_) => TriesFate::Unknown,
         Earlier::Pending if !writable => TriesFate::Unknown,
         Earlier::Pending => {
-            let in_flight = slot.state.publishing.clone().expect("pending tries are recorded");
+            let in_flight = slot
+                .state
+                .publishing
+                .clone()
+                .expect("resolve_in_flight answers Pending only for tries it found recorded");
             let base = slot.state.version.clone();
             match layout.fence(remote, base.as_ref(), &in_flight).await {
                 Ok(Landed::Never) => TriesFate::Settled,
@@ -347,7 +351,11 @@ async fn discard_pending(
             return Ok(Settled::Kept);
         }
         Earlier::Pending => {
-            let in_flight = slot.state.publishing.clone().expect("pending tries are recorded");
+            let in_flight = slot
+                .state
+                .publishing
+                .clone()
+                .expect("resolve_in_flight answers Pending only for tries it found recorded");
             let base = slot.state.version.clone();
             match layout.fence(remote, base.as_ref(), &in_flight).await? {
                 Landed::Yes(found) => {

@@ -117,6 +117,13 @@ impl Layout for Versioned {
         // A conditional commit over version N is exactly version N+1: look
         // there, however many versions came after.
         let number = match &in_flight.base {
+            // A base too high to have a successor (a damaged state file)
+            // cannot tell.
+            Some(Version::Numbered(n)) if *n >= crate::layout::manifest::MAX_VERSION => {
+                return Ok(Landed::Unknown(format!(
+                    "version {n}, the base of the change, is out of range"
+                )));
+            }
             Some(Version::Numbered(n)) => n + 1,
             // Made over a version of the single-object layout: it could
             // only conflict, so it never landed here.

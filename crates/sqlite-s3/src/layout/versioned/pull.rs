@@ -98,8 +98,19 @@ impl Versioned {
         manifest: &Manifest,
         index: usize,
     ) -> Result<(Vec<u8>, u64)> {
-        let chunk = &manifest.chunks[index];
-        let key = Keys::chunk(&manifest.homes[usize::from(chunk.home)], &chunk.hash);
+        // `Manifest::check` (every manifest read or kept passes it) made
+        // sure of both; a manifest that did not is reported, not indexed.
+        let Some((chunk, home)) = manifest
+            .chunks
+            .get(index)
+            .and_then(|chunk| Some((chunk, manifest.homes.get(usize::from(chunk.home))?)))
+        else {
+            return Err(Error::Corrupt {
+                url: object_name(remote, &Keys::new(remote).manifest(manifest.version)),
+                reason: format!("chunk {index} is not in a home the manifest lists"),
+            });
+        };
+        let key = Keys::chunk(home, &chunk.hash);
         let corrupt = |reason: String| Error::Corrupt {
             url: object_name(remote, &key),
             reason,

@@ -91,3 +91,84 @@ async fn any_sequence_of_page_writes_round_trips() {
         assert!(matches!(again, Pulled::Unchanged), "seed {seed}");
     }
 }
+
+/// Writes `manifest` at the key of its version, past the layout, as a
+/// damaged or hostile store would hold it.
+async fn put_manifest(remote: &Remote, manifest: &crate::layout::manifest::Manifest) {
+    use object_store::ObjectStoreExt;
+    let key = crate::store::keys::Keys::new(remote).manifest(manifest.version);
+    remote.store().put(&key, manifest.encode().into()).await.unwrap();
+}
+
+fn is_corrupt_naming(result: crate::Result<impl std::fmt::Debug>, key: &str) -> bool {
+    match result {
+        Err(e @ crate::Error::Corrupt { .. }) => e.to_string().contains(key),
+        other => panic!("expected Corrupt naming {key}, got {other:?}"),
+    }
+}
+
+/// A manifest whose chunk names a home it does not list stops a cold pull,
+/// a warm pull and gc with `Corrupt` naming it, and nothing panics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_in_an_unlisted_home_is_corrupt_in_pull_and_gc() {
+    let remote = remote("unlisted-home");
+    let dir = tempfile::tempdir().unwrap();
+    let (file, dest) = (dir.path().join("f"), dir.path().join("dest"));
+    std::fs::write(&file, vec![7u8; 3 * PAGE]).unwrap();
+    let v1 = publish(&remote, &file, None).await;
+    let mut bad = v1.as_manifest().unwrap().clone();
+    bad.version = 2;
+    bad.parent = Some(1);
+    bad.chunks[0].home = 9;
+    put_manifest(&remote, &bad).await;
+    let key = "manifests/00000000000000000002";
+
+    let layout = Versioned::default();
+    assert!(is_corrupt_naming(
+        layout.pull(&remote, None, None, &dest, None).await,
+        key
+    ));
+    let warm = layout
+        .pull(&remote, Some(&v1), Some(Base::File(&file)), &dest, None)
+        .await;
+    assert!(is_corrupt_naming(warm, key));
+    let gc = crate::history::gc(&remote, crate::history::Keep::Last(1), std::time::Duration::ZERO).await;
+    assert!(is_corrupt_naming(gc, key));
+}
+
+/// A manifest numbered beyond any history (the highest number a key can
+/// spell) is `Corrupt`, found by the hint or by a listing: the number after
+/// it is never computed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_number_beyond_any_history_is_corrupt() {
+    use object_store::ObjectStoreExt;
+    let remote = remote("version-max");
+    let dir = tempfile::tempdir().unwrap();
+    let (file, dest) = (dir.path().join("f"), dir.path().join("dest"));
+    std::fs::write(&file, vec![7u8; PAGE]).unwrap();
+    let v1 = publish(&remote, &file, None).await;
+    let mut last = v1.as_manifest().unwrap().clone();
+    last.version = u64::MAX;
+    last.parent = Some(1);
+    put_manifest(&remote, &last).await;
+    let key = format!("manifests/{}", u64::MAX);
+    let layout = Versioned::default();
+    // Through a listing (the hint names version 1, which is followed by
+    // nothing; a cold reader with no hint lists).
+    let keys = crate::store::keys::Keys::new(&remote);
+    remote.store().delete(&keys.latest()).await.unwrap();
+    assert!(is_corrupt_naming(
+        layout.pull(&remote, None, None, &dest, None).await,
+        &key
+    ));
+    // Through the hint.
+    remote
+        .store()
+        .put(&keys.latest(), u64::MAX.to_string().into())
+        .await
+        .unwrap();
+    assert!(is_corrupt_naming(
+        layout.pull(&remote, None, None, &dest, None).await,
+        &key
+    ));
+}
