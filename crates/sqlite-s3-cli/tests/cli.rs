@@ -1,8 +1,8 @@
 //! The `sqlite-s3` program, run as a user runs it.
 
-mod common;
-
-use common::{Place, assert_exit, assert_ok, json_rows, leave_unpublished_change, sqlite_s3, stderr, stdout};
+use test_support::cli::{
+    Place, assert_exit, assert_ok, json_rows, leave_unpublished_change, sqlite_s3, stderr, stdout,
+};
 
 /// Four processes at once, each with its own cache directory (or all with
 /// one), each adding 1 to one counter 25 times with `exec`: every increment

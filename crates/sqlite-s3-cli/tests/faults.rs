@@ -10,13 +10,11 @@
 //! applied has none, and the counter equals the number of ids. Seeds are
 //! printed so that a failure can be replayed.
 
-mod common;
-
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use test_support::cli::*;
 use test_support::fault_proxy::{FaultProxy, Plan};
 
 const SCHEMA: &str = "CREATE TABLE counter(n INTEGER); INSERT INTO counter VALUES (0); \

@@ -1,8 +1,6 @@
 //! `sqlite-s3 log`, `restore`, `branch`, `gc`, and `--layout versioned`.
 
-mod common;
-
-use common::{Place, assert_exit, assert_ok, json_rows, stderr, stdout};
+use test_support::cli::{Place, assert_exit, assert_ok, json_rows, stderr, stdout};
 
 fn value(place: &Place, url: &str) -> serde_json::Value {
     json_rows(&place.run("reader", &["query", url, "SELECT v FROM kv", "--format", "json"]))

@@ -1,8 +1,6 @@
 //! `sqlite-s3 info`.
 
-mod common;
-
-use common::{Place, assert_exit, assert_ok, mark_open, stdout};
+use test_support::cli::{Place, assert_exit, assert_ok, mark_open, stdout};
 
 fn info_json(place: &Place, cache: &str, url: &str) -> serde_json::Value {
     let out = place.run(cache, &["info", url, "--format", "json"]);

@@ -1,9 +1,7 @@
 //! `sqlite-s3 pull` and `sqlite-s3 push`, and their progress bars.
 
-mod common;
-
-use common::{Place, assert_exit, assert_ok, json_rows, stderr};
 use rexpect::session::{Options, spawn_with_options};
+use test_support::cli::{Place, assert_exit, assert_ok, json_rows, stderr};
 
 fn count(file: &std::path::Path) -> i64 {
     let conn = rusqlite::Connection::open(file).unwrap();

@@ -3,9 +3,7 @@
 //! serve s3`) unless the user accepts last-writer-wins, the store check
 //! remembered between runs, and credentials never shown.
 
-mod common;
-
-use common::*;
+use test_support::cli::*;
 
 fn doctor(place: &Place, url: &str, format: &str) -> std::process::Output {
     place.run("doctor", &["doctor", url, "--format", format])

@@ -1,10 +1,9 @@
 //! Behaviour of sessions, the same on every store: memory, a local
 //! directory, and S3 (a moto server on loopback).
 
-mod support;
-
 use sqlite_s3::{Error, Options, PendingChanges, PublishOutcome, RefreshOutcome, Session, WriteMode};
-use support::{Backend, Kind, count_rows, sqlite_bytes};
+use test_support::on_every_store;
+use test_support::stores::{Backend, count_rows, sqlite_bytes};
 
 async fn insert(session: &mut Session, value: &str) {
     let value = value.to_string();

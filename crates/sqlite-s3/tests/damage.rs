@@ -5,13 +5,12 @@
 //! between: the next run succeeds, the damaged copy is set aside where the
 //! warning says, and the remote stays sound and exact.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
 use object_store::ObjectStoreExt;
 use sqlite_s3::{Error, LayoutKind, Options, PendingChanges, Session};
-use support::{Backend, Kind};
+use test_support::stores::{Backend, Kind};
+use test_support::{on_every_store, on_every_store_and_layout};
 
 /// What happens to the working copy (or its state file).
 #[derive(Debug, Clone, Copy)]

@@ -1,14 +1,12 @@
 //! The Diesel adapter: a connection on the working copy of a blocking
 //! `Database`, published while it is open.
 
-mod support;
-
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use sqlite_s3::adapters::diesel::connect;
 use sqlite_s3::blocking::Database;
 use sqlite_s3::{PublishOutcome, RefreshOutcome};
-use support::{Backend, Kind};
+use test_support::stores::{Backend, Kind};
 
 #[derive(QueryableByName)]
 struct Name {

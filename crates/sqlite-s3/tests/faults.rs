@@ -5,14 +5,13 @@
 //! applied exactly once, re-run only with proof that it did not land, and
 //! reported as of unknown outcome when neither can be shown.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlite_s3::{Error, LayoutKind, Options, PendingChanges, PublishOutcome, Remote, Session, StoreOptions};
-use support::faults::{Fault, Faults, Op};
-use support::{Backend, Kind, SECRET_KEY, count_rows};
+use test_support::fault_store::{Fault, Faults, Op};
+use test_support::stores::{Backend, Kind, SECRET_KEY, count_rows};
+use test_support::{on_every_store, on_every_store_and_layout};
 
 /// The keys whose PUT decides whether a commit lands: the single object,
 /// or a manifest.
@@ -490,7 +489,7 @@ async fn an_unreachable_endpoint_is_reported_quickly_and_without_the_secret() {
         .endpoint(&endpoint)
         .region("us-east-1")
         .credentials("AKIDEXAMPLE", SECRET_KEY)
-        .request_retry(support::fast_retries());
+        .request_retry(test_support::stores::fast_retries());
     let cache = tempfile::tempdir().unwrap();
     let options = Options::new().store(store).cache_dir(cache.path());
     let err = Session::open("s3://some-bucket/app.db", &options).await.unwrap_err();

@@ -1,14 +1,13 @@
 //! log, restore, branch and gc of the versioned layout, on every store,
 //! and gc racing a commit in flight.
 
-mod support;
-
 use std::time::Duration;
 
 use sqlite_s3::history::{self, Keep, Target};
 use sqlite_s3::{Error, LayoutKind, Options, Session};
-use support::faults::{Faults, Op};
-use support::{Backend, Kind};
+use test_support::fault_store::{Faults, Op};
+use test_support::on_every_store;
+use test_support::stores::{Backend, Kind};
 
 fn versioned(backend: &Backend) -> Options {
     backend.options().layout(LayoutKind::Versioned)
@@ -336,7 +335,7 @@ async fn without_the_grace_period_gc_would_break_that_commit() {
 
 #[tokio::test]
 async fn gc_keeps_the_chunks_of_a_branch_being_created_and_skips_one_that_never_was() {
-    use support::faults::Fault;
+    use test_support::fault_store::Fault;
     let backend = Backend::new(Kind::Memory).unwrap();
     let mut db = Session::open(&backend.url("app.db"), &versioned(&backend))
         .await

@@ -6,8 +6,6 @@
 //! `SQLITE_S3_LAMBDA_CHILD` set: the test `function_process` then runs
 //! the function instead of returning at once.
 
-mod support;
-
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +14,8 @@ use lambda_runtime::{LambdaEvent, service_fn, tower::ServiceBuilder};
 use serde_json::{Value, json};
 use sqlite_s3::lambda::SyncLayer;
 use sqlite_s3::{Database, Options, Session};
-use support::{Backend, Kind};
 use test_support::runtime_api::{Outcome, RuntimeApi};
+use test_support::stores::{Backend, Kind};
 
 const CHILD: &str = "SQLITE_S3_LAMBDA_CHILD";
 const ANSWER_WITHIN: Duration = Duration::from_secs(60);
@@ -49,8 +47,8 @@ fn start(api: &RuntimeApi, backend: &Backend, url: &str, rerun: bool) -> Functio
     if let Some(endpoint) = backend.endpoint() {
         cmd.env("AWS_ENDPOINT_URL", endpoint)
             .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", support::ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", support::SECRET_KEY);
+            .env("AWS_ACCESS_KEY_ID", test_support::stores::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", test_support::stores::SECRET_KEY);
     }
     Function {
         child: cmd.spawn().unwrap(),

@@ -1,13 +1,12 @@
 //! Leases: one holder at a time, expiry after a crash, and a stale holder
 //! (frozen, then thawed) that publishes nothing.
 
-mod support;
-
 use std::time::Duration;
 
 use sqlite_s3::lease::{CLOCK_SKEW, Lease};
 use sqlite_s3::{Database, Error, Remote, Session};
-use support::{Backend, Kind};
+use test_support::on_every_store;
+use test_support::stores::{Backend, Kind};
 
 on_every_store!(
     racing_acquirers_never_both_hold_it,
@@ -206,7 +205,7 @@ async fn a_holder_whose_lease_was_taken_over_early_is_fenced_off(backend: Backen
 }
 
 async fn a_lease_write_whose_answer_was_lost_is_ours(backend: Backend) {
-    use support::faults::{Fault, Faults, Op};
+    use test_support::fault_store::{Fault, Faults, Op};
     let (remote, store) = Faults::wrap(&remote(&backend, "app.db"));
     let is_lease = |key: &str| key.ends_with(".sqlite-s3-lease");
     // The create lands; its answer is lost and the retry fails its condition.
@@ -268,8 +267,8 @@ fn racing_processes(backend: Backend) {
             if let Some(endpoint) = backend.endpoint() {
                 cmd.env("AWS_ENDPOINT_URL", endpoint)
                     .env("AWS_REGION", "us-east-1")
-                    .env("AWS_ACCESS_KEY_ID", support::ACCESS_KEY)
-                    .env("AWS_SECRET_ACCESS_KEY", support::SECRET_KEY);
+                    .env("AWS_ACCESS_KEY_ID", test_support::stores::ACCESS_KEY)
+                    .env("AWS_SECRET_ACCESS_KEY", test_support::stores::SECRET_KEY);
             }
             cmd.spawn().unwrap()
         })

@@ -2,14 +2,13 @@
 //! (`Options::shared_working_copy`), as an sqlx pool or a Diesel connection
 //! uses it: plain rusqlite connections stand in for them here.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use rusqlite::Connection;
 use sqlite_s3::{Error, LayoutKind, PublishOutcome, RefreshOutcome, Session};
-use support::{Backend, Kind};
+use test_support::on_every_store;
+use test_support::stores::Backend;
 
 on_every_store!(
     other_connections_write_and_the_session_publishes,

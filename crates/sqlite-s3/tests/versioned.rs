@@ -2,10 +2,9 @@
 //! concurrent-commit race, corruption of each kind of object, and the
 //! request and byte budgets of warm sessions.
 
-mod support;
-
 use sqlite_s3::{Error, LayoutKind, Options, RefreshOutcome, Session};
-use support::{Backend, Kind};
+use test_support::on_every_store;
+use test_support::stores::{Backend, Kind};
 
 const MIB: u64 = 1 << 20;
 
