@@ -203,13 +203,21 @@ impl Backend {
         store.put(&key, PutPayload::from(bytes.into())).await.unwrap();
     }
 
+    /// Deletes the object past this crate.
+    pub async fn raw_delete(&self, name: &str) {
+        let (store, key) = self.raw(name);
+        store.delete(&key).await.unwrap();
+    }
+
     /// The keys under `prefix` (a folder: `app.db.sqlite-s3/chunks`),
     /// sorted, listed past this crate.
     pub async fn raw_list(&self, prefix: &str) -> Vec<String> {
         use futures::TryStreamExt;
-        let (store, prefix) = self.raw(prefix);
+        // The store of a name at the top: keys are relative to the bucket
+        // (a local directory store is rooted at the folder of its key).
+        let (store, _) = self.raw("top");
         let mut keys: Vec<String> = store
-            .list(Some(&prefix))
+            .list(Some(&Path::from(prefix)))
             .map_ok(|meta| meta.location.to_string())
             .try_collect()
             .await
