@@ -251,16 +251,10 @@ async fn gc_during_a_commit(backend: &Backend, grace: Duration) -> sqlite_s3::Re
     Ok(get(&db))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gc_never_deletes_the_chunks_of_a_commit_in_flight() {
-    for kind in [Kind::Memory, Kind::File, Kind::S3] {
-        let Some(backend) = Backend::new(kind) else { continue };
-        assert_eq!(
-            gc_during_a_commit(&backend, history::DEFAULT_GRACE).await.unwrap(),
-            2,
-            "{kind:?}"
-        );
-    }
+on_every_store!(gc_never_deletes_the_chunks_of_a_commit_in_flight);
+
+async fn gc_never_deletes_the_chunks_of_a_commit_in_flight(backend: Backend) {
+    assert_eq!(gc_during_a_commit(&backend, history::DEFAULT_GRACE).await.unwrap(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -151,6 +151,29 @@ impl Backend {
         self.endpoint.as_deref()
     }
 
+    /// The environment a child process needs to reach the store with
+    /// default options (`StoreOptions::new()`, the program): endpoint and
+    /// credentials, as `AWS_*` or `AZURE_STORAGE_*` variables. Empty for
+    /// memory, which no other process sees, and local directories.
+    pub fn child_env(&self) -> Vec<(&'static str, String)> {
+        let Some(endpoint) = self.endpoint.clone() else {
+            return Vec::new();
+        };
+        match self.account {
+            Some((account, key)) => vec![
+                ("AZURE_STORAGE_ENDPOINT", endpoint),
+                ("AZURE_STORAGE_ACCOUNT_NAME", account.into()),
+                ("AZURE_STORAGE_ACCOUNT_KEY", key.into()),
+            ],
+            None => vec![
+                ("AWS_ENDPOINT_URL", endpoint),
+                ("AWS_REGION", "us-east-1".into()),
+                ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+                ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+            ],
+        }
+    }
+
     /// How to reach the store: the server's endpoint, and made-up
     /// credentials (S3) or the emulator's account (Azure).
     pub fn store_options(&self) -> StoreOptions {
