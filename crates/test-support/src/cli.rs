@@ -202,3 +202,88 @@ pub fn mark_open(working_copy: &Path) {
     state["status"] = "open".into();
     std::fs::write(state_path, serde_json::to_vec(&state).unwrap()).unwrap();
 }
+
+/// Runs each named behaviour `fn NAME(place: &Place)` on every store a
+/// process of its own can reach (a local directory, moto, SeaweedFS,
+/// Azurite), as tests `NAME::file`, `NAME::s3`, `NAME::seaweed` and
+/// `NAME::azure`. A store whose server is not installed skips (unless the
+/// servers are required, as in CI).
+#[macro_export]
+macro_rules! on_every_place {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn file() {
+                super::$name(&$crate::cli::Place::file())
+            }
+            #[test]
+            fn s3() {
+                if let Some(place) = $crate::cli::Place::s3() {
+                    super::$name(&place)
+                }
+            }
+            #[test]
+            fn seaweed() {
+                if let Some(place) = $crate::cli::Place::seaweed() {
+                    super::$name(&place)
+                }
+            }
+            #[test]
+            fn azure() {
+                if let Some(place) = $crate::cli::Place::azure() {
+                    super::$name(&place)
+                }
+            }
+        }
+    )*};
+}
+
+/// Runs each named behaviour `fn NAME(place: &Place, layout: &str)` on
+/// every store a process of its own can reach and with a database created
+/// in each layout (`layout` is what `--layout` takes: "single" or
+/// "versioned"), as tests `NAME::file_single`, `NAME::azure_versioned` and
+/// so on.
+#[macro_export]
+macro_rules! on_every_place_and_layout {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            fn run(place: Option<$crate::cli::Place>, layout: &str) {
+                if let Some(place) = place {
+                    super::$name(&place, layout)
+                }
+            }
+            #[test]
+            fn file_single() {
+                run(Some($crate::cli::Place::file()), "single")
+            }
+            #[test]
+            fn file_versioned() {
+                run(Some($crate::cli::Place::file()), "versioned")
+            }
+            #[test]
+            fn s3_single() {
+                run($crate::cli::Place::s3(), "single")
+            }
+            #[test]
+            fn s3_versioned() {
+                run($crate::cli::Place::s3(), "versioned")
+            }
+            #[test]
+            fn seaweed_single() {
+                run($crate::cli::Place::seaweed(), "single")
+            }
+            #[test]
+            fn seaweed_versioned() {
+                run($crate::cli::Place::seaweed(), "versioned")
+            }
+            #[test]
+            fn azure_single() {
+                run($crate::cli::Place::azure(), "single")
+            }
+            #[test]
+            fn azure_versioned() {
+                run($crate::cli::Place::azure(), "versioned")
+            }
+        }
+    )*};
+}
