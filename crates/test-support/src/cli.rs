@@ -210,30 +210,23 @@ pub fn mark_open(working_copy: &Path) {
 /// servers are required, as in CI).
 #[macro_export]
 macro_rules! on_every_place {
-    ($($name:ident),* $(,)?) => {$(
+    ($($name:ident),* $(,)?) => {
+        $crate::on_places!([file, s3, seaweed, azure] $($name),*);
+    };
+}
+
+/// [`on_every_place!`](crate::on_every_place) on the stores listed:
+/// `on_places!([s3, seaweed, azure] NAME, ...)`.
+#[macro_export]
+macro_rules! on_places {
+    ($places:tt $($name:ident),* $(,)?) => {$(
         mod $name {
-            #[test]
-            fn file() {
-                super::$name(&$crate::cli::Place::file())
-            }
-            #[test]
-            fn s3() {
-                if let Some(place) = $crate::cli::Place::s3() {
+            fn run(place: Option<$crate::cli::Place>) {
+                if let Some(place) = place {
                     super::$name(&place)
                 }
             }
-            #[test]
-            fn seaweed() {
-                if let Some(place) = $crate::cli::Place::seaweed() {
-                    super::$name(&place)
-                }
-            }
-            #[test]
-            fn azure() {
-                if let Some(place) = $crate::cli::Place::azure() {
-                    super::$name(&place)
-                }
-            }
+            $crate::__place_tests!(@each $places);
         }
     )*};
 }
@@ -245,45 +238,81 @@ macro_rules! on_every_place {
 /// so on.
 #[macro_export]
 macro_rules! on_every_place_and_layout {
-    ($($name:ident),* $(,)?) => {$(
+    ($($name:ident),* $(,)?) => {
+        $crate::on_places_and_layouts!([file, s3, seaweed, azure] $($name),*);
+    };
+}
+
+/// [`on_every_place_and_layout!`](crate::on_every_place_and_layout) on the
+/// stores listed: `on_places_and_layouts!([s3, seaweed, azure] NAME, ...)`.
+#[macro_export]
+macro_rules! on_places_and_layouts {
+    ($places:tt $($name:ident),* $(,)?) => {$(
         mod $name {
             fn run(place: Option<$crate::cli::Place>, layout: &str) {
                 if let Some(place) = place {
                     super::$name(&place, layout)
                 }
             }
-            #[test]
-            fn file_single() {
-                run(Some($crate::cli::Place::file()), "single")
-            }
-            #[test]
-            fn file_versioned() {
-                run(Some($crate::cli::Place::file()), "versioned")
-            }
-            #[test]
-            fn s3_single() {
-                run($crate::cli::Place::s3(), "single")
-            }
-            #[test]
-            fn s3_versioned() {
-                run($crate::cli::Place::s3(), "versioned")
-            }
-            #[test]
-            fn seaweed_single() {
-                run($crate::cli::Place::seaweed(), "single")
-            }
-            #[test]
-            fn seaweed_versioned() {
-                run($crate::cli::Place::seaweed(), "versioned")
-            }
-            #[test]
-            fn azure_single() {
-                run($crate::cli::Place::azure(), "single")
-            }
-            #[test]
-            fn azure_versioned() {
-                run($crate::cli::Place::azure(), "versioned")
-            }
+            $crate::__place_and_layout_tests!(@each $places);
         }
     )*};
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __place {
+    (file) => {
+        Some($crate::cli::Place::file())
+    };
+    (s3) => {
+        $crate::cli::Place::s3()
+    };
+    (seaweed) => {
+        $crate::cli::Place::seaweed()
+    };
+    (azure) => {
+        $crate::cli::Place::azure()
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __place_tests {
+    (@each [$($place:ident),* $(,)?]) => {$(
+        #[test]
+        fn $place() {
+            run($crate::__place!($place))
+        }
+    )*};
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __place_and_layout_tests {
+    (@each [$($place:ident),* $(,)?]) => {$(
+        $crate::__place_and_layout_tests!($place);
+    )*};
+    (file) => {
+        $crate::__place_and_layout_tests!(@pair file, file_single, file_versioned);
+    };
+    (s3) => {
+        $crate::__place_and_layout_tests!(@pair s3, s3_single, s3_versioned);
+    };
+    (seaweed) => {
+        $crate::__place_and_layout_tests!(@pair seaweed, seaweed_single, seaweed_versioned);
+    };
+    (azure) => {
+        $crate::__place_and_layout_tests!(@pair azure, azure_single, azure_versioned);
+    };
+    (@pair $place:ident, $single:ident, $versioned:ident) => {
+        #[test]
+        fn $single() {
+            run($crate::__place!($place), "single")
+        }
+        #[test]
+        fn $versioned() {
+            run($crate::__place!($place), "versioned")
+        }
+    };
 }
