@@ -1,18 +1,26 @@
 //! The `sqlite-s3` program, run as a user runs it.
 
-mod common;
+use test_support::cli::{
+    Place, assert_exit, assert_ok, json_rows, leave_unpublished_change, sqlite_s3, stderr, stdout,
+};
+use test_support::{on_every_place, on_every_place_and_layout};
 
-use common::{Place, assert_exit, assert_ok, json_rows, leave_unpublished_change, sqlite_s3, stderr, stdout};
+on_every_place_and_layout!(racing_processes_lose_no_update);
 
-/// Four processes at once, each with its own cache directory (or all with
-/// one), each adding 1 to one counter 25 times with `exec`: every increment
-/// lands exactly once.
-fn race(place: &Place, shared_cache: bool) {
-    race_in(place, shared_cache, "single");
+/// Four processes at once, each with its own cache directory, each adding 1
+/// to one counter 25 times with `exec`: every increment lands exactly once.
+fn racing_processes_lose_no_update(place: &Place, layout: &str) {
+    race(place, false, layout);
 }
 
-/// The race, on a database created in `layout`.
-fn race_in(place: &Place, shared_cache: bool, layout: &str) {
+#[test]
+fn racing_processes_sharing_a_cache_directory_lose_no_update() {
+    race(&Place::file(), true, "single");
+}
+
+/// The race, each process with its own cache directory (or all with one),
+/// on a database created in `layout`.
+fn race(place: &Place, shared_cache: bool, layout: &str) {
     let url = place.url("race.db");
     let create = "CREATE TABLE counter(n INTEGER); INSERT INTO counter VALUES (0)";
     assert_ok(&place.run("setup", &["--layout", layout, "exec", &url, create]));
@@ -42,41 +50,9 @@ fn race_in(place: &Place, shared_cache: bool, layout: &str) {
     assert_eq!(info["layout"], layout);
 }
 
-#[test]
-fn racing_processes_lose_no_update_on_a_local_directory() {
-    race(&Place::file(), false);
-}
+on_every_place!(exec_then_query);
 
-#[test]
-fn racing_processes_lose_no_update_in_the_versioned_layout() {
-    race_in(&Place::file(), false, "versioned");
-    if let Some(place) = Place::s3() {
-        race_in(&place, false, "versioned");
-    }
-}
-
-#[test]
-fn racing_processes_sharing_a_cache_directory_lose_no_update() {
-    race(&Place::file(), true);
-}
-
-#[test]
-fn racing_processes_lose_no_update_on_s3() {
-    if let Some(place) = Place::s3() {
-        race(&place, false);
-    }
-}
-
-#[test]
-fn racing_processes_lose_no_update_on_seaweedfs_and_azure_in_both_layouts() {
-    for layout in ["single", "versioned"] {
-        for place in [Place::seaweed(), Place::azure()].into_iter().flatten() {
-            race_in(&place, false, layout);
-        }
-    }
-}
-
-fn round_trip(place: &Place) {
+fn exec_then_query(place: &Place) {
     let url = place.url("app.db");
     assert_ok(&place.run(
         "a",
@@ -104,22 +80,11 @@ fn round_trip(place: &Place) {
     let out = place.run("c", &["query", &url, "SELECT name, score FROM t ORDER BY id"]);
     assert_ok(&out);
     assert_eq!(stdout(&out), "name  score\n----  -----\nada     1.5\n日本  NULL\n");
-}
-
-#[test]
-fn exec_then_query_on_a_local_directory() {
-    let place = Place::file();
-    round_trip(&place);
-    // The object is a plain SQLite file that sqlite3 (here rusqlite) opens.
-    let conn = rusqlite::Connection::open(place.dir.path().join("bucket/app.db")).unwrap();
-    let n: i64 = conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
-    assert_eq!(n, 2);
-}
-
-#[test]
-fn exec_then_query_on_s3() {
-    if let Some(place) = Place::s3() {
-        round_trip(&place);
+    if place.endpoint.is_none() {
+        // The object is a plain SQLite file that sqlite3 (here rusqlite) opens.
+        let conn = rusqlite::Connection::open(place.object("app.db")).unwrap();
+        let n: i64 = conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 2);
     }
 }
 

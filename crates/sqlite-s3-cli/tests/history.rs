@@ -1,12 +1,13 @@
 //! `sqlite-s3 log`, `restore`, `branch`, `gc`, and `--layout versioned`.
 
-mod common;
-
-use common::{Place, assert_exit, assert_ok, json_rows, stderr, stdout};
+use test_support::cli::{Place, assert_exit, assert_ok, json_rows, stderr, stdout};
+use test_support::on_every_place;
 
 fn value(place: &Place, url: &str) -> serde_json::Value {
     json_rows(&place.run("reader", &["query", url, "SELECT v FROM kv", "--format", "json"]))
 }
+
+on_every_place!(history, convert);
 
 fn history(place: &Place) {
     let url = place.url("app.db");
@@ -80,18 +81,6 @@ fn history(place: &Place) {
 }
 
 #[test]
-fn history_on_a_local_directory() {
-    history(&Place::file());
-}
-
-#[test]
-fn history_on_s3() {
-    if let Some(place) = Place::s3() {
-        history(&place);
-    }
-}
-
-#[test]
 fn history_of_a_single_object_database_says_what_to_do() {
     let place = Place::file();
     let url = place.url("app.db");
@@ -159,16 +148,4 @@ fn convert(place: &Place) {
         2,
         "possible values",
     );
-}
-
-#[test]
-fn convert_on_a_local_directory() {
-    convert(&Place::file());
-}
-
-#[test]
-fn convert_on_s3() {
-    if let Some(place) = Place::s3() {
-        convert(&place);
-    }
 }

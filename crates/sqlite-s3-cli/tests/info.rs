@@ -1,8 +1,7 @@
 //! `sqlite-s3 info`.
 
-mod common;
-
-use common::{Place, assert_exit, assert_ok, mark_open, stdout};
+use test_support::cli::{Place, assert_exit, assert_ok, mark_open, stdout};
+use test_support::on_every_place;
 
 fn info_json(place: &Place, cache: &str, url: &str) -> serde_json::Value {
     let out = place.run(cache, &["info", url, "--format", "json"]);
@@ -10,7 +9,9 @@ fn info_json(place: &Place, cache: &str, url: &str) -> serde_json::Value {
     serde_json::from_str(&stdout(&out)).unwrap()
 }
 
-fn describe(place: &Place) {
+on_every_place!(info_describes_the_database);
+
+fn info_describes_the_database(place: &Place) {
     let url = place.url("app.db");
     assert_exit(&place.run("probe", &["info", &url]), 7, "does not exist yet");
     assert_ok(&place.run(
@@ -42,18 +43,6 @@ fn describe(place: &Place) {
     assert!(text.contains("page size:     4096"), "{text}");
     assert!(text.contains("local copy:    clean"), "{text}");
     assert!(text.contains("  a    3 rows"), "{text}");
-}
-
-#[test]
-fn info_on_a_local_directory() {
-    describe(&Place::file());
-}
-
-#[test]
-fn info_on_s3() {
-    if let Some(place) = Place::s3() {
-        describe(&place);
-    }
 }
 
 #[test]

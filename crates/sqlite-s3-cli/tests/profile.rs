@@ -3,13 +3,11 @@
 
 #![cfg(feature = "aws-config")]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{assert_exit, assert_ok, json_rows, stderr};
 use tempfile::TempDir;
+use test_support::cli::{assert_exit, assert_ok, json_rows, stderr};
 
 const PROFILE_SECRET: &str = "profile-secret-never-printed";
 
@@ -54,7 +52,7 @@ impl AwsFiles {
 
     /// The program with no AWS settings but these files.
     fn command(&self, cache: &Path) -> Command {
-        let mut cmd = common::sqlite_s3(None);
+        let mut cmd = test_support::cli::sqlite_s3(None);
         cmd.env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
             .env_remove("AWS_REGION")
@@ -150,7 +148,7 @@ fn flags_win_over_the_profile_and_the_profile_over_the_environment() {
 
     // AWS_PROFILE yields to keys in the environment, so a profile that does
     // not exist is never read.
-    let mut cmd = common::sqlite_s3(Some(&moto.endpoint()));
+    let mut cmd = test_support::cli::sqlite_s3(Some(&moto.endpoint()));
     cmd.env("AWS_PROFILE", "absent")
         .env("AWS_CONFIG_FILE", files.dir.path().join("config"))
         .env("AWS_SHARED_CREDENTIALS_FILE", files.dir.path().join("credentials"))
@@ -207,5 +205,5 @@ fn refused_profile_credentials_exit_6_without_the_secret() {
     );
     assert_exit(&out, 6, "access denied to s3://profile-guarded/app.db");
     assert!(!stderr(&out).contains(PROFILE_SECRET), "{}", stderr(&out));
-    assert!(!common::stdout(&out).contains(PROFILE_SECRET));
+    assert!(!test_support::cli::stdout(&out).contains(PROFILE_SECRET));
 }

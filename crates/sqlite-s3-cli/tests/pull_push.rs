@@ -1,23 +1,33 @@
 //! `sqlite-s3 pull` and `sqlite-s3 push`, and their progress bars.
 
-mod common;
-
-use common::{Place, assert_exit, assert_ok, json_rows, stderr};
 use rexpect::session::{Options, spawn_with_options};
+use test_support::cli::{Place, assert_exit, assert_ok, json_rows, stderr};
+use test_support::on_every_place_and_layout;
 
 fn count(file: &std::path::Path) -> i64 {
     let conn = rusqlite::Connection::open(file).unwrap();
     conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap()
 }
 
-fn pull_then_push(place: &Place) {
+on_every_place_and_layout!(pull_then_push);
+
+fn pull_then_push(place: &Place, layout: &str) {
     let url = place.url("app.db");
     let file = place.dir.path().join("local.db");
     let missing = place.run("me", &["pull", &url, file.to_str().unwrap()]);
     assert_exit(&missing, 7, "does not exist yet");
     assert!(!file.exists());
 
-    assert_ok(&place.run("me", &["exec", &url, "CREATE TABLE t(x); INSERT INTO t VALUES (1)"]));
+    assert_ok(&place.run(
+        "me",
+        &[
+            "--layout",
+            layout,
+            "exec",
+            &url,
+            "CREATE TABLE t(x); INSERT INTO t VALUES (1)",
+        ],
+    ));
     assert_ok(&place.run("me", &["pull", &url, file.to_str().unwrap()]));
     assert_eq!(count(&file), 1, "a plain SQLite file");
 
@@ -49,6 +59,9 @@ fn pull_then_push(place: &Place) {
         &["query", &url, "SELECT count(*) AS n FROM t", "--format", "json"],
     );
     assert_eq!(json_rows(&out), serde_json::json!([{"n": 2}]));
+    // Pushes keep the layout the database has.
+    let info = json_rows(&place.run("other", &["info", &url, "--format", "json"]));
+    assert_eq!(info["layout"], layout);
 }
 
 #[test]
@@ -66,18 +79,6 @@ fn pull_never_puts_a_file_beside_a_stale_journal() {
     std::fs::remove_file(&wal).unwrap();
     assert_ok(&place.run("me", &["pull", &url, file.to_str().unwrap()]));
     assert_eq!(count(&file), 1);
-}
-
-#[test]
-fn pull_and_push_on_a_local_directory() {
-    pull_then_push(&Place::file());
-}
-
-#[test]
-fn pull_and_push_on_s3() {
-    if let Some(place) = Place::s3() {
-        pull_then_push(&place);
-    }
 }
 
 #[test]

@@ -1,12 +1,10 @@
 //! `sqlite-s3 shell`: in a real pseudo-terminal, and reading standard input.
 
-mod common;
-
 use std::io::Write;
 use std::process::Stdio;
 
-use common::{Place, assert_exit, assert_ok, json_rows, stdout};
 use rexpect::session::{Options, PtySession, spawn_with_options};
+use test_support::cli::{Place, assert_exit, assert_ok, json_rows, stdout};
 
 fn pty(place: &Place, cache: &str, args: &[&str]) -> PtySession {
     let options = Options::new().timeout_ms(Some(30_000)).strip_ansi_escape_codes(true);

@@ -3,35 +3,32 @@
 //! serve s3`) unless the user accepts last-writer-wins, the store check
 //! remembered between runs, and credentials never shown.
 
-mod common;
-
-use common::*;
+use test_support::cli::*;
+use test_support::on_places;
 
 fn doctor(place: &Place, url: &str, format: &str) -> std::process::Output {
     place.run("doctor", &["doctor", url, "--format", format])
 }
 
-#[test]
-fn doctor_finds_every_tested_server_fit_for_writing() {
-    let places = [Place::s3(), Place::seaweed(), Place::azure()];
-    for place in places.into_iter().flatten() {
-        let url = place.url("app.db");
-        let out = doctor(&place, &url, "text");
-        assert_ok(&out);
-        let text = stdout(&out);
-        assert!(
-            text.contains("verdict:") && text.contains("fit for writing"),
-            "{url}: {text}"
-        );
-        let report: serde_json::Value = serde_json::from_str(&stdout(&doctor(&place, &url, "json"))).unwrap();
-        for check in ["conditional_get", "ranged_get", "user_metadata", "listing"] {
-            assert_eq!(report[check], true, "{url}: {check}: {report}");
-        }
-        assert_eq!(report["conditions"]["update_refused_when_stale"], true, "{url}");
-        // The probes are removed.
-        let out = place.run("after", &["query", &url, "SELECT 1"]);
-        assert_exit(&out, 7, "does not exist");
+on_places!([s3, seaweed, azure] doctor_finds_a_tested_server_fit_for_writing);
+
+fn doctor_finds_a_tested_server_fit_for_writing(place: &Place) {
+    let url = place.url("app.db");
+    let out = doctor(place, &url, "text");
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(
+        text.contains("verdict:") && text.contains("fit for writing"),
+        "{url}: {text}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout(&doctor(place, &url, "json"))).unwrap();
+    for check in ["conditional_get", "ranged_get", "user_metadata", "listing"] {
+        assert_eq!(report[check], true, "{url}: {check}: {report}");
     }
+    assert_eq!(report["conditions"]["update_refused_when_stale"], true, "{url}");
+    // The probes are removed.
+    let out = place.run("after", &["query", &url, "SELECT 1"]);
+    assert_exit(&out, 7, "does not exist");
 }
 
 #[test]

@@ -2,14 +2,12 @@
 //! that opened it before the move follow it without losing a commit, and a
 //! move cut short is finished by whoever comes next.
 
-mod support;
-
 use sqlite_s3::LayoutKind;
-use sqlite_s3::admin::detect_layout;
-use sqlite_s3::admin::{ConvertReport, convert};
+use sqlite_s3::admin::{ConvertReport, convert, detect_layout};
 use sqlite_s3::{Error, Remote, Session, WriteMode, history};
-use support::faults::{Fault, Faults, Op};
-use support::{Backend, Kind};
+use test_support::fault_store::{Fault, Faults, Op};
+use test_support::on_every_store;
+use test_support::stores::{Backend, Kind};
 
 async fn insert(session: &mut Session, value: &str) {
     let value = value.to_string();
@@ -102,7 +100,11 @@ async fn moving_back_and_forth_keeps_the_data_and_the_history(backend: Backend) 
     let report = convert(&remote, LayoutKind::Single, None).await.unwrap();
     assert_eq!((report.from, report.version), (LayoutKind::Versioned, Some(3)));
     let object = backend.raw_get("app.db").await.unwrap();
-    assert_eq!(support::count_rows(&object, "notes"), 3, "a plain SQLite file again");
+    assert_eq!(
+        test_support::stores::count_rows(&object, "notes"),
+        3,
+        "a plain SQLite file again"
+    );
     assert_eq!(detect_layout(&remote).await.unwrap(), Some(LayoutKind::Single));
     let log = history::log(&remote).await.unwrap();
     assert_eq!(log.len(), 3);
@@ -216,7 +218,7 @@ async fn a_move_to_single_cut_short_is_finished_by_the_next_reader(backend: Back
     assert_eq!(detect_layout(&remote).await.unwrap(), Some(LayoutKind::Single));
     write(&backend, &remote, &["c"]).await;
     let object = backend.raw_get("app.db").await.unwrap();
-    assert_eq!(support::count_rows(&object, "notes"), 3);
+    assert_eq!(test_support::stores::count_rows(&object, "notes"), 3);
 }
 
 #[tokio::test]
@@ -262,7 +264,7 @@ async fn a_database_in_both_layouts_is_not_converted() {
         .unwrap();
     insert(&mut db, "a").await;
     db.close().await.unwrap();
-    backend.raw_put("app.db", support::sqlite_bytes(3)).await;
+    backend.raw_put("app.db", test_support::stores::sqlite_bytes(3)).await;
     for to in [LayoutKind::Single, LayoutKind::Versioned] {
         let err = convert(&remote, to, None).await.unwrap_err();
         assert!(matches!(err, Error::Corrupt { .. }), "{err}");

@@ -5,13 +5,12 @@
 //! between: the next run succeeds, the damaged copy is set aside where the
 //! warning says, and the remote stays sound and exact.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
 use object_store::ObjectStoreExt;
 use sqlite_s3::{Error, LayoutKind, Options, PendingChanges, Session};
-use support::{Backend, Kind};
+use test_support::stores::{Backend, Kind};
+use test_support::{on_every_store, on_every_store_and_layout};
 
 /// What happens to the working copy (or its state file).
 #[derive(Debug, Clone, Copy)]
@@ -344,15 +343,15 @@ async fn a_new_database_is_created_in_one_layout_only_by_racing_writers() {
     }
 }
 
-on_every_store!(a_stale_state_of_a_crashed_session_is_reported_not_published);
+on_every_store_and_layout!(a_stale_state_of_a_crashed_session_is_reported_not_published);
 
 /// A state file older than the copy, from a session that did not close:
 /// the copy differs from what it names, which cannot be told from changes
 /// made on that version. Publishing them would conflict, so they are kept
 /// and reported; discarding them sets them aside, and the remote is exact.
-async fn a_stale_state_of_a_crashed_session_is_reported_not_published(backend: Backend) {
+async fn a_stale_state_of_a_crashed_session_is_reported_not_published(backend: Backend, layout: LayoutKind) {
     let cache = backend.fresh_cache();
-    let opts = options(&backend, LayoutKind::Single, &cache);
+    let opts = options(&backend, layout, &cache);
     let mut a = Session::open(&backend.url("app.db"), &opts).await.unwrap();
     insert(&mut a, "a", 1).await;
     let copy = a.working_copy();

@@ -1,14 +1,13 @@
 //! The Diesel adapter: a connection on the working copy of a blocking
 //! `Database`, published while it is open.
 
-mod support;
-
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use sqlite_s3::adapters::diesel::connect;
 use sqlite_s3::blocking::Database;
 use sqlite_s3::{PublishOutcome, RefreshOutcome};
-use support::{Backend, Kind};
+use test_support::on_every_store;
+use test_support::stores::Backend;
 
 #[derive(QueryableByName)]
 struct Name {
@@ -86,21 +85,12 @@ fn round_trip(backend: Backend) {
     db.close().unwrap();
 }
 
-#[test]
-fn diesel_on_memory() {
-    round_trip(Backend::new(Kind::Memory).unwrap());
-}
+on_every_store!(diesel_round_trip);
 
-#[test]
-fn diesel_on_a_local_directory() {
-    round_trip(Backend::new(Kind::File).unwrap());
-}
-
-#[test]
-fn diesel_on_s3() {
-    if let Some(backend) = Backend::new(Kind::S3) {
-        round_trip(backend);
-    }
+/// The round trip on a thread of its own: the blocking `Database` runs a
+/// runtime of its own.
+async fn diesel_round_trip(backend: Backend) {
+    tokio::task::spawn_blocking(move || round_trip(backend)).await.unwrap();
 }
 
 #[test]

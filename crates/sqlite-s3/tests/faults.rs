@@ -5,14 +5,13 @@
 //! applied exactly once, re-run only with proof that it did not land, and
 //! reported as of unknown outcome when neither can be shown.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlite_s3::{Error, LayoutKind, Options, PendingChanges, PublishOutcome, Remote, Session, StoreOptions};
-use support::faults::{Fault, Faults, Op};
-use support::{Backend, Kind, SECRET_KEY, count_rows};
+use test_support::fault_store::{Fault, Faults, Op};
+use test_support::stores::{Backend, Kind, SECRET_KEY, count_rows};
+use test_support::{on_every_store, on_every_store_and_layout};
 
 /// The keys whose PUT decides whether a commit lands: the single object,
 /// or a manifest.
@@ -187,7 +186,9 @@ async fn an_unknown_outcome_is_never_run_again_and_is_settled_by_the_next_open(b
     let options = options(&backend, layout);
     let mut db = Session::open_remote(remote.clone(), &options).await.unwrap();
     add(&mut db, 1).await.unwrap();
-    unknown_commit(&faults, Duration::from_millis(400));
+    // Late enough that every try of the commit and its check are over
+    // before it lands, even on a loaded machine.
+    unknown_commit(&faults, Duration::from_millis(1500));
     let mut runs = 0;
     let err = db
         .transaction(|tx| {
@@ -203,7 +204,7 @@ async fn an_unknown_outcome_is_never_run_again_and_is_settled_by_the_next_open(b
     drop(db);
     faults.clear();
     // The late try lands; the next open finds it, and publishes nothing.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1800)).await;
     let db = Session::open_remote(remote, &options).await.unwrap();
     assert!(!db.has_unpublished_changes().unwrap());
     db.close().await.unwrap();
@@ -490,7 +491,7 @@ async fn an_unreachable_endpoint_is_reported_quickly_and_without_the_secret() {
         .endpoint(&endpoint)
         .region("us-east-1")
         .credentials("AKIDEXAMPLE", SECRET_KEY)
-        .request_retry(support::fast_retries());
+        .request_retry(test_support::stores::fast_retries());
     let cache = tempfile::tempdir().unwrap();
     let options = Options::new().store(store).cache_dir(cache.path());
     let err = Session::open("s3://some-bucket/app.db", &options).await.unwrap_err();

@@ -1,14 +1,13 @@
 //! log, restore, branch and gc of the versioned layout, on every store,
 //! and gc racing a commit in flight.
 
-mod support;
-
 use std::time::Duration;
 
 use sqlite_s3::history::{self, Keep, RestorePoint};
 use sqlite_s3::{Error, LayoutKind, Options, Session};
-use support::faults::{Faults, Op};
-use support::{Backend, Kind};
+use test_support::fault_store::{Faults, Op};
+use test_support::on_every_store;
+use test_support::stores::{Backend, Kind};
 
 fn versioned(backend: &Backend) -> Options {
     backend.options().layout(LayoutKind::Versioned)
@@ -274,16 +273,10 @@ async fn gc_during_a_commit(backend: &Backend, grace: Duration) -> sqlite_s3::Re
     Ok(get(&db))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gc_never_deletes_the_chunks_of_a_commit_in_flight() {
-    for kind in [Kind::Memory, Kind::File, Kind::S3] {
-        let Some(backend) = Backend::new(kind) else { continue };
-        assert_eq!(
-            gc_during_a_commit(&backend, history::DEFAULT_GRACE).await.unwrap(),
-            2,
-            "{kind:?}"
-        );
-    }
+on_every_store!(gc_never_deletes_the_chunks_of_a_commit_in_flight);
+
+async fn gc_never_deletes_the_chunks_of_a_commit_in_flight(backend: Backend) {
+    assert_eq!(gc_during_a_commit(&backend, history::DEFAULT_GRACE).await.unwrap(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,7 +291,7 @@ async fn without_the_grace_period_gc_would_break_that_commit() {
 
 #[tokio::test]
 async fn gc_keeps_the_chunks_of_a_branch_being_created_and_skips_one_that_never_was() {
-    use support::faults::Fault;
+    use test_support::fault_store::Fault;
     let backend = Backend::new(Kind::Memory).unwrap();
     let mut db = Session::open(&backend.url("app.db"), &versioned(&backend))
         .await

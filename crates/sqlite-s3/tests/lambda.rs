@@ -6,8 +6,6 @@
 //! `SQLITE_S3_LAMBDA_CHILD` set: the test `function_process` then runs
 //! the function instead of returning at once.
 
-mod support;
-
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +14,9 @@ use lambda_runtime::{LambdaEvent, service_fn, tower::ServiceBuilder};
 use serde_json::{Value, json};
 use sqlite_s3::lambda::SyncLayer;
 use sqlite_s3::{Database, Options, Session};
-use support::{Backend, Kind};
+use test_support::on_stores;
 use test_support::runtime_api::{Outcome, RuntimeApi};
+use test_support::stores::{Backend, Kind};
 
 const CHILD: &str = "SQLITE_S3_LAMBDA_CHILD";
 const ANSWER_WITHIN: Duration = Duration::from_secs(60);
@@ -46,12 +45,7 @@ fn start(api: &RuntimeApi, backend: &Backend, url: &str, rerun: bool) -> Functio
     for (key, value) in api.function_env() {
         cmd.env(key, value);
     }
-    if let Some(endpoint) = backend.endpoint() {
-        cmd.env("AWS_ENDPOINT_URL", endpoint)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", support::ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", support::SECRET_KEY);
-    }
+    cmd.envs(backend.child_env());
     Function {
         child: cmd.spawn().unwrap(),
     }
@@ -123,96 +117,95 @@ fn rows(outcome: &Outcome) -> Vec<i64> {
     serde_json::from_value(value["rows"].clone()).unwrap()
 }
 
-fn two_lambdas_writing_to_one_database_lose_nothing(backend: Backend) {
-    let url = backend.url("lambda.db");
-    let apis = [RuntimeApi::start(), RuntimeApi::start()];
-    let _functions: Vec<Function> = apis.iter().map(|api| start(api, &backend, &url, true)).collect();
-    let per_function = 12;
-    let mut ids = Vec::new();
-    for i in 0..per_function {
-        for (f, api) in apis.iter().enumerate() {
-            let n = (f * 1000 + i) as i64;
-            ids.push((f, n, api.invoke(&json!({ "add": n }).to_string())));
-        }
-    }
-    for (f, n, id) in &ids {
-        let seen = rows(&apis[*f].outcome(id, ANSWER_WITHIN));
-        assert!(seen.contains(n), "invocation {id} does not see its own row");
-    }
-    // A third reader sees every row exactly once.
-    let expected: Vec<i64> = {
-        let mut all: Vec<i64> = ids.iter().map(|(_, n, _)| *n).collect();
-        all.sort();
-        all
-    };
-    let last = apis[0].invoke("{}");
-    assert_eq!(rows(&apis[0].outcome(&last, ANSWER_WITHIN)), expected);
-}
-
-fn a_conflict_fails_the_invocation_and_a_failure_leaves_no_trace(backend: Backend) {
-    let url = backend.url("lambda.db");
-    let api = RuntimeApi::start();
-    let _function = start(&api, &backend, &url, false);
-    let first = api.invoke(&json!({ "add": 1 }).to_string());
-    assert_eq!(rows(&api.outcome(&first, ANSWER_WITHIN)), [1]);
-
-    // Another writer publishes while the handler runs: the invocation
-    // fails with the conflict, and its row is not kept.
-    let raced = api.invoke(&json!({ "add": 2, "race": true }).to_string());
-    let Outcome::Error(error) = api.outcome(&raced, ANSWER_WITHIN) else {
-        panic!("a conflicting invocation must fail");
-    };
-    assert!(error.contains("conflict"), "{error}");
-    assert!(error.contains(&url), "the error names the database: {error}");
-
-    // A handler error: its row is not kept either.
-    let failed = api.invoke(&json!({ "add": 3, "fail": true }).to_string());
-    let Outcome::Error(error) = api.outcome(&failed, ANSWER_WITHIN) else {
-        panic!("a failing handler fails the invocation");
-    };
-    assert!(error.contains("failed on purpose"), "{error}");
-
-    let check = api.invoke("{}");
-    assert_eq!(rows(&api.outcome(&check, ANSWER_WITHIN)), [-1, 1]);
-}
-
-fn a_handler_declared_safe_is_rerun_on_conflict(backend: Backend) {
-    let url = backend.url("lambda.db");
-    let api = RuntimeApi::start();
-    let _function = start(&api, &backend, &url, true);
-    let first = api.invoke(&json!({ "add": 1 }).to_string());
-    assert_eq!(rows(&api.outcome(&first, ANSWER_WITHIN)), [1]);
-    // The first run lets another writer in first and conflicts; the second
-    // runs on the newest version and lands.
-    let raced = api.invoke(&json!({ "add": 2, "race": true }).to_string());
-    assert_eq!(rows(&api.outcome(&raced, ANSWER_WITHIN)), [-1, 1, 2]);
-}
-
-macro_rules! on_stores {
-    ($($name:ident),*) => {$(
-        mod $name {
-            use super::*;
-            #[test]
-            fn file() {
-                if std::env::var_os(CHILD).is_none() {
-                    super::$name(Backend::new(Kind::File).unwrap());
-                }
-            }
-            #[test]
-            fn s3() {
-                if std::env::var_os(CHILD).is_none() && let Some(backend) = Backend::new(Kind::S3) {
-                    super::$name(backend);
-                }
-            }
-        }
-    )*};
-}
-
+// Memory is seen by one process only.
 on_stores!(
+    [file, s3, seaweed, azure]
     two_lambdas_writing_to_one_database_lose_nothing,
     a_conflict_fails_the_invocation_and_a_failure_leaves_no_trace,
-    a_handler_declared_safe_is_rerun_on_conflict
+    a_handler_declared_safe_is_rerun_on_conflict,
 );
+
+/// Runs `test` on a thread that may block, unless this process is a
+/// function.
+async fn in_parent(test: impl FnOnce() + Send + 'static) {
+    if std::env::var_os(CHILD).is_none() {
+        tokio::task::spawn_blocking(test).await.unwrap();
+    }
+}
+
+async fn two_lambdas_writing_to_one_database_lose_nothing(backend: Backend) {
+    in_parent(move || {
+        let url = backend.url("lambda.db");
+        let apis = [RuntimeApi::start(), RuntimeApi::start()];
+        let _functions: Vec<Function> = apis.iter().map(|api| start(api, &backend, &url, true)).collect();
+        let per_function = 12;
+        let mut ids = Vec::new();
+        for i in 0..per_function {
+            for (f, api) in apis.iter().enumerate() {
+                let n = (f * 1000 + i) as i64;
+                ids.push((f, n, api.invoke(&json!({ "add": n }).to_string())));
+            }
+        }
+        for (f, n, id) in &ids {
+            let seen = rows(&apis[*f].outcome(id, ANSWER_WITHIN));
+            assert!(seen.contains(n), "invocation {id} does not see its own row");
+        }
+        // A third reader sees every row exactly once.
+        let expected: Vec<i64> = {
+            let mut all: Vec<i64> = ids.iter().map(|(_, n, _)| *n).collect();
+            all.sort();
+            all
+        };
+        let last = apis[0].invoke("{}");
+        assert_eq!(rows(&apis[0].outcome(&last, ANSWER_WITHIN)), expected);
+    })
+    .await
+}
+
+async fn a_conflict_fails_the_invocation_and_a_failure_leaves_no_trace(backend: Backend) {
+    in_parent(move || {
+        let url = backend.url("lambda.db");
+        let api = RuntimeApi::start();
+        let _function = start(&api, &backend, &url, false);
+        let first = api.invoke(&json!({ "add": 1 }).to_string());
+        assert_eq!(rows(&api.outcome(&first, ANSWER_WITHIN)), [1]);
+
+        // Another writer publishes while the handler runs: the invocation
+        // fails with the conflict, and its row is not kept.
+        let raced = api.invoke(&json!({ "add": 2, "race": true }).to_string());
+        let Outcome::Error(error) = api.outcome(&raced, ANSWER_WITHIN) else {
+            panic!("a conflicting invocation must fail");
+        };
+        assert!(error.contains("conflict"), "{error}");
+        assert!(error.contains(&url), "the error names the database: {error}");
+
+        // A handler error: its row is not kept either.
+        let failed = api.invoke(&json!({ "add": 3, "fail": true }).to_string());
+        let Outcome::Error(error) = api.outcome(&failed, ANSWER_WITHIN) else {
+            panic!("a failing handler fails the invocation");
+        };
+        assert!(error.contains("failed on purpose"), "{error}");
+
+        let check = api.invoke("{}");
+        assert_eq!(rows(&api.outcome(&check, ANSWER_WITHIN)), [-1, 1]);
+    })
+    .await
+}
+
+async fn a_handler_declared_safe_is_rerun_on_conflict(backend: Backend) {
+    in_parent(move || {
+        let url = backend.url("lambda.db");
+        let api = RuntimeApi::start();
+        let _function = start(&api, &backend, &url, true);
+        let first = api.invoke(&json!({ "add": 1 }).to_string());
+        assert_eq!(rows(&api.outcome(&first, ANSWER_WITHIN)), [1]);
+        // The first run lets another writer in first and conflicts; the second
+        // runs on the newest version and lands.
+        let raced = api.invoke(&json!({ "add": 2, "race": true }).to_string());
+        assert_eq!(rows(&api.outcome(&raced, ANSWER_WITHIN)), [-1, 1, 2]);
+    })
+    .await
+}
 
 /// Many invocations at once in one process (as under `run_concurrent`):
 /// each reads a counter and writes it back plus one. Taking turns, none is

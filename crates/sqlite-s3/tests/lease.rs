@@ -1,13 +1,12 @@
 //! Leases: one holder at a time, expiry after a crash, and a stale holder
 //! (frozen, then thawed) that publishes nothing.
 
-mod support;
-
 use std::time::Duration;
 
 use sqlite_s3::lease::{CLOCK_SKEW, Lease};
 use sqlite_s3::{Database, Error, Remote, Session};
-use support::{Backend, Kind};
+use test_support::stores::Backend;
+use test_support::{on_every_store, on_stores};
 
 on_every_store!(
     racing_acquirers_never_both_hold_it,
@@ -206,7 +205,7 @@ async fn a_holder_whose_lease_was_taken_over_early_is_fenced_off(backend: Backen
 }
 
 async fn a_lease_write_whose_answer_was_lost_is_ours(backend: Backend) {
-    use support::faults::{Fault, Faults, Op};
+    use test_support::fault_store::{Fault, Faults, Op};
     let (remote, store) = Faults::wrap(&remote(&backend, "app.db"));
     let is_lease = |key: &str| key.ends_with(".sqlite-s3-lease");
     // The create lands; its answer is lost and the retry fails its condition.
@@ -256,7 +255,18 @@ fn lease_process() {
     });
 }
 
-fn racing_processes(backend: Backend) {
+// Memory is seen by one process only.
+on_stores!([file, s3, seaweed, azure] racing_processes);
+
+async fn racing_processes(backend: Backend) {
+    if std::env::var_os(CHILD).is_none() {
+        tokio::task::spawn_blocking(move || race_processes(&backend))
+            .await
+            .unwrap();
+    }
+}
+
+fn race_processes(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
     let children: Vec<_> = (0..5)
         .map(|_| {
@@ -265,12 +275,7 @@ fn racing_processes(backend: Backend) {
                 .env(CHILD, dir.path())
                 .env("LEASE_URL", backend.url("raced.db"))
                 .stdout(std::process::Stdio::null());
-            if let Some(endpoint) = backend.endpoint() {
-                cmd.env("AWS_ENDPOINT_URL", endpoint)
-                    .env("AWS_REGION", "us-east-1")
-                    .env("AWS_ACCESS_KEY_ID", support::ACCESS_KEY)
-                    .env("AWS_SECRET_ACCESS_KEY", support::SECRET_KEY);
-            }
+            cmd.envs(backend.child_env());
             cmd.spawn().unwrap()
         })
         .collect();
@@ -281,22 +286,6 @@ fn racing_processes(backend: Backend) {
         .collect();
     codes.sort();
     assert_eq!(codes, [0, 3, 3, 3, 3], "exactly one process holds the lease");
-}
-
-#[test]
-fn racing_processes_on_a_local_directory() {
-    if std::env::var_os(CHILD).is_none() {
-        racing_processes(Backend::new(Kind::File).unwrap());
-    }
-}
-
-#[test]
-fn racing_processes_on_s3() {
-    if std::env::var_os(CHILD).is_none()
-        && let Some(backend) = Backend::new(Kind::S3)
-    {
-        racing_processes(backend);
-    }
 }
 
 #[tokio::test]

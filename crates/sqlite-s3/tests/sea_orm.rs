@@ -1,11 +1,10 @@
 //! SeaORM through the sqlx pool on the working copy.
 
-mod support;
-
 use sea_orm::{ConnectionTrait, Statement};
 use sqlite_s3::Database;
 use sqlite_s3::adapters::sea_orm::connect;
-use support::{Backend, Kind};
+use test_support::on_every_store;
+use test_support::stores::Backend;
 
 on_every_store!(sea_orm_writes_and_another_machine_reads_it_back);
 

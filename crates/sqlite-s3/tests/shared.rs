@@ -2,29 +2,29 @@
 //! (`Options::shared_working_copy`), as an sqlx pool or a Diesel connection
 //! uses it: plain rusqlite connections stand in for them here.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use rusqlite::Connection;
 use sqlite_s3::{Error, LayoutKind, PublishOutcome, RefreshOutcome, Session};
-use support::{Backend, Kind};
+use test_support::stores::Backend;
+use test_support::{on_every_store, on_every_store_and_layout};
 
-on_every_store!(
+on_every_store_and_layout!(
     other_connections_write_and_the_session_publishes,
     publishing_while_others_write_holds_exactly_what_was_committed,
     a_refresh_shows_in_other_connections,
     a_conflict_is_reported_and_discard_shows_the_newest_version_everywhere,
     a_shared_copy_dropped_without_closing_is_settled_by_content,
-    the_versioned_layout_publishes_snapshots_too,
     a_new_database_only_opened_by_a_driver_is_not_created,
-    a_versioned_refresh_builds_on_what_sits_in_the_wal,
     the_commits_of_work_that_panicked_are_dropped,
 );
 
-fn shared(backend: &Backend) -> sqlite_s3::Options {
-    backend.options().shared_working_copy(true)
+// The versioned layout only: a refresh there starts from the working copy.
+on_every_store!(a_versioned_refresh_builds_on_what_sits_in_the_wal);
+
+fn shared(backend: &Backend, layout: LayoutKind) -> sqlite_s3::Options {
+    backend.options().layout(layout).shared_working_copy(true)
 }
 
 /// Another connection on the working copy, in WAL mode as sqlx opens it.
@@ -50,10 +50,10 @@ async fn read_elsewhere(backend: &Backend, url: &str) -> (i64, String) {
     (n, check)
 }
 
-async fn other_connections_write_and_the_session_publishes(backend: Backend) {
+async fn other_connections_write_and_the_session_publishes(backend: Backend, layout: LayoutKind) {
     let url = backend.url("app.db");
     let (remote, counter) = backend.counted("app.db");
-    let mut db = Session::open_remote(remote, &shared(&backend)).await.unwrap();
+    let mut db = Session::open_remote(remote, &shared(&backend, layout)).await.unwrap();
     // Nothing committed: nothing copied, nothing sent.
     counter.reset();
     assert_eq!(db.publish().await.unwrap(), PublishOutcome::Unchanged);
@@ -72,16 +72,26 @@ async fn other_connections_write_and_the_session_publishes(backend: Backend) {
     assert!(!db.working_copy().with_file_name("snapshot.sqlite").exists());
 
     assert_eq!(read_elsewhere(&backend, &url).await, (2, "ok".into()));
-    // The object is a plain rollback-journal database.
-    let bytes = backend.raw_get("app.db").await.unwrap();
-    assert_eq!(&bytes[18..20], &[1, 1]);
+    if layout == LayoutKind::Single {
+        // The object is a plain rollback-journal database.
+        let bytes = backend.raw_get("app.db").await.unwrap();
+        assert_eq!(&bytes[18..20], &[1, 1]);
+    }
+
+    // The next commit of another connection is the next version.
+    conn.execute("INSERT INTO t VALUES (3)", []).unwrap();
+    assert!(matches!(db.publish().await.unwrap(), PublishOutcome::Published { .. }));
+    if layout == LayoutKind::Versioned {
+        assert_eq!(db.version(), Some(sqlite_s3::Version::Numbered(2)));
+    }
+    assert_eq!(read_elsewhere(&backend, &url).await, (3, "ok".into()));
     drop(conn);
     db.close().await.unwrap();
 }
 
-async fn publishing_while_others_write_holds_exactly_what_was_committed(backend: Backend) {
+async fn publishing_while_others_write_holds_exactly_what_was_committed(backend: Backend, layout: LayoutKind) {
     let url = backend.url("app.db");
-    let mut db = Session::open(&url, &shared(&backend)).await.unwrap();
+    let mut db = Session::open(&url, &shared(&backend, layout)).await.unwrap();
     other(&db).execute_batch("CREATE TABLE t(x)").unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let committed = Arc::new(AtomicI64::new(0));
@@ -124,15 +134,15 @@ async fn publishing_while_others_write_holds_exactly_what_was_committed(backend:
     db.close().await.unwrap();
 }
 
-async fn a_refresh_shows_in_other_connections(backend: Backend) {
+async fn a_refresh_shows_in_other_connections(backend: Backend, layout: LayoutKind) {
     let url = backend.url("app.db");
-    let mut writer = Session::open(&url, &backend.options()).await.unwrap();
+    let mut writer = Session::open(&url, &backend.options().layout(layout)).await.unwrap();
     writer
         .transaction(|tx| Ok(tx.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)")?))
         .await
         .unwrap();
 
-    let mut db = Session::open(&url, &shared(&backend)).await.unwrap();
+    let mut db = Session::open(&url, &shared(&backend, layout)).await.unwrap();
     let conn = other(&db);
     assert_eq!(count(&conn), 1);
     writer
@@ -156,15 +166,15 @@ async fn a_refresh_shows_in_other_connections(backend: Backend) {
     writer.close().await.unwrap();
 }
 
-async fn a_conflict_is_reported_and_discard_shows_the_newest_version_everywhere(backend: Backend) {
+async fn a_conflict_is_reported_and_discard_shows_the_newest_version_everywhere(backend: Backend, layout: LayoutKind) {
     let url = backend.url("app.db");
-    let mut db = Session::open(&url, &shared(&backend)).await.unwrap();
+    let mut db = Session::open(&url, &shared(&backend, layout)).await.unwrap();
     let conn = other(&db);
     conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)")
         .unwrap();
     db.publish().await.unwrap();
 
-    let mut theirs = Session::open(&url, &backend.options()).await.unwrap();
+    let mut theirs = Session::open(&url, &backend.options().layout(layout)).await.unwrap();
     theirs
         .transaction(|tx| Ok(tx.execute("INSERT INTO t VALUES (10)", []).map(|_| ())?))
         .await
@@ -189,9 +199,9 @@ async fn a_conflict_is_reported_and_discard_shows_the_newest_version_everywhere(
     db.close().await.unwrap();
 }
 
-async fn a_shared_copy_dropped_without_closing_is_settled_by_content(backend: Backend) {
+async fn a_shared_copy_dropped_without_closing_is_settled_by_content(backend: Backend, layout: LayoutKind) {
     let url = backend.url("app.db");
-    let options = shared(&backend);
+    let options = shared(&backend, layout);
     let mut db = Session::open(&url, &options).await.unwrap();
     let conn = other(&db);
     conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)")
@@ -224,25 +234,9 @@ async fn a_shared_copy_dropped_without_closing_is_settled_by_content(backend: Ba
     assert_eq!(read_elsewhere(&backend, &url).await, (3, "ok".into()));
 }
 
-async fn the_versioned_layout_publishes_snapshots_too(backend: Backend) {
-    let url = backend.url("app.db");
-    let options = shared(&backend).layout(LayoutKind::Versioned);
-    let mut db = Session::open(&url, &options).await.unwrap();
-    let conn = other(&db);
-    conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1)")
-        .unwrap();
-    db.publish().await.unwrap();
-    conn.execute("INSERT INTO t VALUES (2)", []).unwrap();
-    db.publish().await.unwrap();
-    assert_eq!(db.version(), Some(sqlite_s3::Version::Numbered(2)));
-    assert_eq!(read_elsewhere(&backend, &url).await, (2, "ok".into()));
-    drop(conn);
-    db.close().await.unwrap();
-}
-
-async fn a_new_database_only_opened_by_a_driver_is_not_created(backend: Backend) {
+async fn a_new_database_only_opened_by_a_driver_is_not_created(backend: Backend, layout: LayoutKind) {
     let (remote, counter) = backend.counted("app.db");
-    let mut db = Session::open_remote(remote, &shared(&backend)).await.unwrap();
+    let mut db = Session::open_remote(remote, &shared(&backend, layout)).await.unwrap();
     let conn = other(&db); // switches the new file to WAL mode, as sqlx does
     counter.reset();
     assert_eq!(db.publish().await.unwrap(), PublishOutcome::Unchanged);
@@ -259,7 +253,7 @@ async fn a_new_database_only_opened_by_a_driver_is_not_created(backend: Backend)
 
 async fn a_versioned_refresh_builds_on_what_sits_in_the_wal(backend: Backend) {
     let url = backend.url("app.db");
-    let options = shared(&backend).layout(LayoutKind::Versioned);
+    let options = shared(&backend, LayoutKind::Versioned);
     let mut db = Session::open(&url, &options).await.unwrap();
     let conn = other(&db);
     // Enough rows for several chunks, all of them in the WAL of an open
@@ -287,10 +281,12 @@ async fn a_versioned_refresh_builds_on_what_sits_in_the_wal(backend: Backend) {
     db.close().await.unwrap();
 }
 
-async fn the_commits_of_work_that_panicked_are_dropped(backend: Backend) {
+async fn the_commits_of_work_that_panicked_are_dropped(backend: Backend, layout: LayoutKind) {
     use futures::FutureExt;
     let url = backend.url("app.db");
-    let db = sqlite_s3::Database::open(&url, &backend.options()).await.unwrap();
+    let db = sqlite_s3::Database::open(&url, &backend.options().layout(layout))
+        .await
+        .unwrap();
     let path = db.path().to_path_buf();
     let insert = |value: &'static str| {
         let path = path.clone();
@@ -322,7 +318,7 @@ async fn the_commits_of_work_that_panicked_are_dropped(backend: Backend) {
     db.write(insert("after")).await.unwrap();
     db.close().await.unwrap();
 
-    let check = Session::open(&url, &backend.options()).await.unwrap();
+    let check = Session::open(&url, &backend.options().layout(layout)).await.unwrap();
     let rows: Vec<String> = check
         .connection()
         .prepare("SELECT x FROM t ORDER BY rowid")

@@ -1,15 +1,14 @@
 //! The sqlx adapter: a pool on the working copy, published while its
 //! connections are open and busy.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use sqlite_s3::adapters::sqlx::pool;
 use sqlite_s3::{Database, PublishOutcome, RefreshOutcome, Session, Target};
 use sqlx::{Row, SqlitePool};
-use support::{Backend, Kind};
+use test_support::on_every_store;
+use test_support::stores::{Backend, Kind};
 
 on_every_store!(
     a_pool_writes_and_another_machine_reads_it_back,

@@ -3,8 +3,6 @@
 //! and Azurite. A store that fails one of these is not one the layouts can
 //! promise anything on; `store/probe.rs` checks the first two at run time.
 
-mod support;
-
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{
@@ -12,7 +10,8 @@ use object_store::{
     UpdateVersion,
 };
 use sqlite_s3::Remote;
-use support::{Backend, Kind};
+use test_support::on_every_store;
+use test_support::stores::Backend;
 
 /// The store of a backend, behind this crate's retries, and a fresh key.
 fn store(backend: &Backend) -> (std::sync::Arc<dyn ObjectStore>, Path) {

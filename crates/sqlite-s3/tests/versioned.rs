@@ -1,11 +1,12 @@
-//! The versioned layout, on every store: round trips, detection, the
-//! concurrent-commit race, corruption of each kind of object, and the
-//! request and byte budgets of warm sessions.
-
-mod support;
+//! What only the versioned layout does, on every store: corruption of
+//! each kind of object (chunks, manifests), and the requests and bytes a
+//! change, a cold open and the chunk cache cost. What it shares with the
+//! single-object layout (round trips, detection, conflicts, racing
+//! commits, warm sessions) runs in both layouts in `behaviour.rs`.
 
 use sqlite_s3::{Error, LayoutKind, Options, RefreshOutcome, Session};
-use support::{Backend, Kind};
+use test_support::on_every_store;
+use test_support::stores::{Backend, Kind};
 
 const MIB: u64 = 1 << 20;
 
@@ -41,111 +42,11 @@ fn manifest_key(n: u64) -> String {
 }
 
 on_every_store!(
-    a_versioned_database_round_trips_and_is_detected,
-    concurrent_commits_each_land_exactly_once,
-    a_stale_commit_conflicts_and_creates_no_version,
-    a_warm_read_only_session_sends_one_request,
     a_one_row_write_uploads_one_chunk_and_a_reader_downloads_one,
     a_corrupted_chunk_is_caught_and_never_installed,
     a_missing_chunk_or_a_bad_manifest_is_named,
     a_database_copied_to_another_key_takes_new_versions,
 );
-
-async fn a_versioned_database_round_trips_and_is_detected(backend: Backend) {
-    let url = backend.url("app.db");
-    let mut db = Session::open(&url, &versioned(&backend)).await.unwrap();
-    fill(&mut db, 3000).await;
-    db.close().await.unwrap();
-    let marker = backend.raw_get("app.db").await.expect("a marker at the key");
-    assert!(
-        marker.starts_with(b"sqlite-s3: this database moved to the versioned layout"),
-        "the key holds only the marker that keeps a single-object database from being created there"
-    );
-    assert!(backend.raw_get(&manifest_key(1)).await.is_some());
-
-    // Opened elsewhere with default options: the layout is detected.
-    let other = Session::open(&url, &backend.options()).await.unwrap();
-    assert_eq!(other.layout(), LayoutKind::Versioned);
-    assert_eq!(count(&other), 3000);
-    let check: String = other
-        .connection()
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(check, "ok");
-}
-
-async fn concurrent_commits_each_land_exactly_once(backend: Backend) {
-    let url = backend.url("app.db");
-    let mut seed = Session::open(&url, &versioned(&backend)).await.unwrap();
-    seed.transaction(|tx| Ok(tx.execute_batch("CREATE TABLE c(n INTEGER); INSERT INTO c VALUES (0)")?))
-        .await
-        .unwrap();
-    seed.close().await.unwrap();
-    let writers: Vec<_> = (0..4)
-        .map(|_| {
-            let (url, options) = (url.clone(), versioned(&backend).max_attempts(100));
-            std::thread::spawn(move || {
-                for _ in 0..10 {
-                    let mut db = sqlite_s3::blocking::Session::open(&url, &options).unwrap();
-                    db.transaction(|tx| Ok(tx.execute("UPDATE c SET n = n + 1", [])?))
-                        .unwrap();
-                    db.close().unwrap();
-                }
-            })
-        })
-        .collect();
-    for writer in writers {
-        writer.join().unwrap();
-    }
-    let db = Session::open(&url, &backend.options()).await.unwrap();
-    let n: i64 = db.connection().query_row("SELECT n FROM c", [], |r| r.get(0)).unwrap();
-    assert_eq!(n, 40);
-    assert!(
-        backend.raw_get(&manifest_key(41)).await.is_some(),
-        "one version per commit"
-    );
-    assert!(backend.raw_get(&manifest_key(42)).await.is_none());
-}
-
-async fn a_stale_commit_conflicts_and_creates_no_version(backend: Backend) {
-    let url = backend.url("app.db");
-    let mut a = Session::open(&url, &versioned(&backend)).await.unwrap();
-    fill(&mut a, 10).await;
-    let mut stale = Session::open(&url, &backend.options()).await.unwrap();
-    fill(&mut a, 10).await;
-    stale.connection().execute("DELETE FROM t", []).unwrap();
-    let err = stale.publish().await.unwrap_err();
-    assert!(matches!(err, Error::Conflict { .. }), "{err}");
-    assert!(backend.raw_get(&manifest_key(3)).await.is_none());
-    let fresh = Session::open(&url, &backend.options()).await.unwrap();
-    assert_eq!(count(&fresh), 20);
-}
-
-async fn a_warm_read_only_session_sends_one_request(backend: Backend) {
-    let url = backend.url("app.db");
-    let mut seed = Session::open(&url, &versioned(&backend)).await.unwrap();
-    fill(&mut seed, 2000).await;
-    seed.close().await.unwrap();
-
-    let options = backend.options();
-    let (remote, counter) = backend.counted("app.db");
-    Session::open_remote(remote.clone(), &options)
-        .await
-        .unwrap()
-        .close()
-        .await
-        .unwrap();
-    counter.reset();
-    let warm = Session::open_remote(remote, &options).await.unwrap();
-    assert_eq!(count(&warm), 2000);
-    warm.close().await.unwrap();
-    let counts = counter.counts();
-    assert_eq!(
-        (counts.requests, counts.bytes_down, counts.puts),
-        (1, 0, 0),
-        "{counts:?}"
-    );
-}
 
 async fn a_one_row_write_uploads_one_chunk_and_a_reader_downloads_one(backend: Backend) {
     // About 8 MiB on memory and local directories, 4 MiB on S3.
@@ -210,14 +111,8 @@ async fn a_corrupted_chunk_is_caught_and_never_installed(backend: Backend) {
     fill(&mut a, 100).await;
 
     // Every chunk of the new version is replaced with another chunk's bytes.
-    let stored = sqlite_s3::Remote::connect(&url, &backend.store_options()).unwrap();
-    let chunk_dir = object_store::path::Path::from("app.db.sqlite-s3/chunks");
-    let listed: Vec<_> = futures::TryStreamExt::try_collect(stored.store().list(Some(&chunk_dir)))
-        .await
-        .unwrap();
     let junk = zstd::bulk::compress(b"not the bytes you hashed", 3).unwrap();
-    for meta in &listed {
-        let name = meta.location.to_string();
+    for name in backend.raw_list("app.db.sqlite-s3/chunks").await {
         backend.raw_put(&name, junk.clone()).await;
     }
     let err = reader.refresh().await.unwrap_err();
@@ -235,6 +130,17 @@ async fn a_corrupted_chunk_is_caught_and_never_installed(backend: Backend) {
 }
 
 async fn a_missing_chunk_or_a_bad_manifest_is_named(backend: Backend) {
+    // A chunk deleted by hand: a cold open says which.
+    let gone = backend.url("gone.db");
+    let mut db = Session::open(&gone, &versioned(&backend)).await.unwrap();
+    fill(&mut db, 100).await;
+    db.close().await.unwrap();
+    let chunks = backend.raw_list("gone.db.sqlite-s3/chunks").await;
+    backend.raw_delete(&chunks[0]).await;
+    let err = Session::open(&gone, &backend.options()).await.unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains(&chunks[0]), "{err}");
+
     let url = backend.url("app.db");
     let mut a = Session::open(&url, &versioned(&backend)).await.unwrap();
     fill(&mut a, 100).await;

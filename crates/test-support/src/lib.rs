@@ -22,10 +22,29 @@
 //! The server is `moto_runner.py` beside this crate's manifest. It runs until
 //! its standard input closes; the test process holds that pipe open, so the
 //! server goes away with the test process however that ends.
+//!
+//! Two features add what the tests of the workspace's own crates share:
+//!
+//! - `stores` (the tests of sqlite-s3): `stores`, a place for databases on
+//!   every kind of store (memory, a local directory, moto, SeaweedFS,
+//!   Azurite) and the macros that run a behaviour on each of them
+//!   (`on_every_store!`) and in both layouts (`on_every_store_and_layout!`);
+//!   `fault_store`, an `ObjectStore` that injects faults under the
+//!   library's retries.
+//! - `cli` (the tests of sqlite-s3-cli): `cli`, places for databases and
+//!   ways to run the `sqlite-s3` program.
+//!
+//! Without them the crate is std only.
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod fault_proxy;
+#[cfg(feature = "stores")]
+pub mod fault_store;
 pub mod runtime_api;
 pub mod servers;
+#[cfg(feature = "stores")]
+pub mod stores;
 
 pub use servers::{Azurite, Rclone, Seaweed};
 

@@ -22,8 +22,6 @@
 //! Every random decision is a function of the seed and the request's
 //! number, and the seed is printed, so a failing run can be replayed.
 
-#![allow(dead_code)]
-
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,11 +1,24 @@
-//! What the behaviour tests share: a backend (memory, a local directory,
+//! What the tests of sqlite-s3 share: a backend (memory, a local directory,
 //! the moto S3 mock, a SeaweedFS server, or the Azurite Azure emulator, all
 //! on loopback) that hands out database URLs, options with a fresh cache
-//! directory, and raw access to the objects.
-
-#![allow(dead_code)]
-
-pub mod faults;
+//! directory, and raw access to the objects; and the macros that run one
+//! behaviour on every store ([`on_every_store!`](crate::on_every_store)) and
+//! in both layouts ([`on_every_store_and_layout!`](crate::on_every_store_and_layout)).
+//!
+//! ```ignore
+//! use test_support::on_every_store_and_layout;
+//! use test_support::stores::{Backend, LayoutKind};
+//!
+//! on_every_store_and_layout!(a_change_is_published);
+//!
+//! async fn a_change_is_published(backend: Backend, layout: LayoutKind) {
+//!     let options = backend.options().layout(layout);
+//!     // ...
+//! }
+//! ```
+//!
+//! The tests the macros write are `#[tokio::test]`s: the calling crate
+//! needs tokio (with the `macros` and `rt-multi-thread` features).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +26,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+pub use sqlite_s3::LayoutKind;
 use sqlite_s3::admin::CountingStore;
 use sqlite_s3::{Options, Remote, StoreOptions};
 use tempfile::TempDir;
@@ -34,7 +48,7 @@ pub enum Kind {
 pub struct Backend {
     pub kind: Kind,
     /// For `file://`: the directory acting as the bucket.
-    root: Option<TempDir>,
+    _root: Option<TempDir>,
     bucket: String,
     endpoint: Option<String>,
     /// For Azure: the account and its key.
@@ -54,7 +68,7 @@ impl Backend {
         Some(match kind {
             Kind::Memory => Self {
                 kind,
-                root: None,
+                _root: None,
                 bucket: unique,
                 endpoint: None,
                 account: None,
@@ -65,17 +79,17 @@ impl Backend {
                 Self {
                     kind,
                     bucket: root.path().display().to_string(),
-                    root: Some(root),
+                    _root: Some(root),
                     endpoint: None,
                     account: None,
                     caches,
                 }
             }
             Kind::S3 => {
-                let moto = test_support::Moto::shared()?;
+                let moto = crate::Moto::shared()?;
                 Self {
                     kind,
-                    root: None,
+                    _root: None,
                     bucket: moto.unique_bucket("behaviour"),
                     endpoint: Some(moto.endpoint()),
                     account: None,
@@ -83,10 +97,10 @@ impl Backend {
                 }
             }
             Kind::Seaweed => {
-                let seaweed = test_support::Seaweed::shared()?;
+                let seaweed = crate::Seaweed::shared()?;
                 Self {
                     kind,
-                    root: None,
+                    _root: None,
                     bucket: seaweed.unique_bucket("behaviour"),
                     endpoint: Some(seaweed.endpoint()),
                     account: None,
@@ -94,13 +108,13 @@ impl Backend {
                 }
             }
             Kind::Azure => {
-                let azurite = test_support::Azurite::shared()?;
+                let azurite = crate::Azurite::shared()?;
                 Self {
                     kind,
-                    root: None,
+                    _root: None,
                     bucket: azurite.unique_container("behaviour"),
                     endpoint: Some(azurite.endpoint()),
-                    account: Some((test_support::Azurite::ACCOUNT, test_support::Azurite::KEY)),
+                    account: Some((crate::Azurite::ACCOUNT, crate::Azurite::KEY)),
                     caches,
                 }
             }
@@ -135,6 +149,29 @@ impl Backend {
     /// Moto's endpoint, for S3.
     pub fn endpoint(&self) -> Option<&str> {
         self.endpoint.as_deref()
+    }
+
+    /// The environment a child process needs to reach the store with
+    /// default options (`StoreOptions::new()`, the program): endpoint and
+    /// credentials, as `AWS_*` or `AZURE_STORAGE_*` variables. Empty for
+    /// memory, which no other process sees, and local directories.
+    pub fn child_env(&self) -> Vec<(&'static str, String)> {
+        let Some(endpoint) = self.endpoint.clone() else {
+            return Vec::new();
+        };
+        match self.account {
+            Some((account, key)) => vec![
+                ("AZURE_STORAGE_ENDPOINT", endpoint),
+                ("AZURE_STORAGE_ACCOUNT_NAME", account.into()),
+                ("AZURE_STORAGE_ACCOUNT_KEY", key.into()),
+            ],
+            None => vec![
+                ("AWS_ENDPOINT_URL", endpoint),
+                ("AWS_REGION", "us-east-1".into()),
+                ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+                ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+            ],
+        }
     }
 
     /// How to reach the store: the server's endpoint, and made-up
@@ -188,6 +225,29 @@ impl Backend {
     pub async fn raw_put(&self, name: &str, bytes: impl Into<Bytes>) {
         let (store, key) = self.raw(name);
         store.put(&key, PutPayload::from(bytes.into())).await.unwrap();
+    }
+
+    /// Deletes the object past this crate.
+    pub async fn raw_delete(&self, name: &str) {
+        let (store, key) = self.raw(name);
+        store.delete(&key).await.unwrap();
+    }
+
+    /// The keys under `prefix` (a folder: `app.db.sqlite-s3/chunks`),
+    /// sorted, listed past this crate.
+    pub async fn raw_list(&self, prefix: &str) -> Vec<String> {
+        use futures::TryStreamExt;
+        // The store of a name at the top: keys are relative to the bucket
+        // (a local directory store is rooted at the folder of its key).
+        let (store, _) = self.raw("top");
+        let mut keys: Vec<String> = store
+            .list(Some(&Path::from(prefix)))
+            .map_ok(|meta| meta.location.to_string())
+            .try_collect()
+            .await
+            .unwrap();
+        keys.sort();
+        keys
     }
 }
 
@@ -257,75 +317,128 @@ pub fn count_rows(bytes: &[u8], table: &str) -> i64 {
 
 /// Runs each named async behaviour `fn NAME(backend: Backend)` on every
 /// store, as tests `NAME::memory`, `NAME::file`, `NAME::s3`,
-/// `NAME::seaweed` and `NAME::azure`.
+/// `NAME::seaweed` and `NAME::azure`. A store whose server is not installed
+/// skips (unless the servers are required, as in CI).
 #[macro_export]
 macro_rules! on_every_store {
-    ($($name:ident),* $(,)?) => {$(
+    ($($name:ident),* $(,)?) => {
+        $crate::on_stores!([memory, file, s3, seaweed, azure] $($name),*);
+    };
+}
+
+/// [`on_every_store!`](crate::on_every_store) on the stores listed, for a
+/// behaviour too slow to run on every server (say why where it is used):
+/// `on_stores!([memory, file, s3] NAME, ...)`.
+#[macro_export]
+macro_rules! on_stores {
+    ($stores:tt $($name:ident),* $(,)?) => {$(
         mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn memory() {
-                super::$name(Backend::new(Kind::Memory).unwrap()).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn file() {
-                super::$name(Backend::new(Kind::File).unwrap()).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn s3() {
-                if let Some(backend) = Backend::new(Kind::S3) {
-                    super::$name(backend).await
-                }
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn seaweed() {
-                if let Some(backend) = Backend::new(Kind::Seaweed) {
-                    super::$name(backend).await
-                }
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn azure() {
-                if let Some(backend) = Backend::new(Kind::Azure) {
-                    super::$name(backend).await
-                }
-            }
+            $crate::__store_tests!(@each $name $stores);
         }
     )*};
 }
 
 /// Runs each named async behaviour `fn NAME(backend: Backend, layout:
 /// LayoutKind)` on every store and in both layouts, as tests
-/// `NAME::memory_single`, `NAME::s3_versioned` and so on.
+/// `NAME::memory_single`, `NAME::memory_versioned`, `NAME::s3_versioned`
+/// and so on.
 #[macro_export]
 macro_rules! on_every_store_and_layout {
-    ($($name:ident),* $(,)?) => {$(
+    ($($name:ident),* $(,)?) => {
+        $crate::on_stores_and_layouts!([memory, file, s3, seaweed, azure] $($name),*);
+    };
+}
+
+/// [`on_every_store_and_layout!`](crate::on_every_store_and_layout) on the
+/// stores listed, for a behaviour too slow to run on every server (say why
+/// where it is used): `on_stores_and_layouts!([memory, file, s3] NAME, ...)`.
+#[macro_export]
+macro_rules! on_stores_and_layouts {
+    ($stores:tt $($name:ident),* $(,)?) => {$(
         mod $name {
-            use super::*;
-            async fn run(kind: Kind, layout: sqlite_s3::LayoutKind) {
-                if let Some(backend) = Backend::new(kind) {
+            async fn run(kind: $crate::stores::Kind, layout: $crate::stores::LayoutKind) {
+                if let Some(backend) = $crate::stores::Backend::new(kind) {
                     super::$name(backend, layout).await
                 }
             }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn memory_single() { run(Kind::Memory, sqlite_s3::LayoutKind::Single).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn memory_versioned() { run(Kind::Memory, sqlite_s3::LayoutKind::Versioned).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn file_single() { run(Kind::File, sqlite_s3::LayoutKind::Single).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn file_versioned() { run(Kind::File, sqlite_s3::LayoutKind::Versioned).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn s3_single() { run(Kind::S3, sqlite_s3::LayoutKind::Single).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn s3_versioned() { run(Kind::S3, sqlite_s3::LayoutKind::Versioned).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn seaweed_single() { run(Kind::Seaweed, sqlite_s3::LayoutKind::Single).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn seaweed_versioned() { run(Kind::Seaweed, sqlite_s3::LayoutKind::Versioned).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn azure_single() { run(Kind::Azure, sqlite_s3::LayoutKind::Single).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn azure_versioned() { run(Kind::Azure, sqlite_s3::LayoutKind::Versioned).await }
+            $crate::__store_and_layout_tests!(@each $stores);
         }
     )*};
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_tests {
+    (@each $name:ident [$($store:ident),* $(,)?]) => {$(
+        $crate::__store_tests!($name $store);
+    )*};
+    ($name:ident memory) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn memory() {
+            super::$name($crate::stores::Backend::new($crate::stores::Kind::Memory).unwrap()).await
+        }
+    };
+    ($name:ident file) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn file() {
+            super::$name($crate::stores::Backend::new($crate::stores::Kind::File).unwrap()).await
+        }
+    };
+    ($name:ident s3) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn s3() {
+            if let Some(backend) = $crate::stores::Backend::new($crate::stores::Kind::S3) {
+                super::$name(backend).await
+            }
+        }
+    };
+    ($name:ident seaweed) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn seaweed() {
+            if let Some(backend) = $crate::stores::Backend::new($crate::stores::Kind::Seaweed) {
+                super::$name(backend).await
+            }
+        }
+    };
+    ($name:ident azure) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn azure() {
+            if let Some(backend) = $crate::stores::Backend::new($crate::stores::Kind::Azure) {
+                super::$name(backend).await
+            }
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_and_layout_tests {
+    (@each [$($store:ident),* $(,)?]) => {$(
+        $crate::__store_and_layout_tests!($store);
+    )*};
+    (memory) => {
+        $crate::__store_and_layout_tests!(@pair Memory, memory_single, memory_versioned);
+    };
+    (file) => {
+        $crate::__store_and_layout_tests!(@pair File, file_single, file_versioned);
+    };
+    (s3) => {
+        $crate::__store_and_layout_tests!(@pair S3, s3_single, s3_versioned);
+    };
+    (seaweed) => {
+        $crate::__store_and_layout_tests!(@pair Seaweed, seaweed_single, seaweed_versioned);
+    };
+    (azure) => {
+        $crate::__store_and_layout_tests!(@pair Azure, azure_single, azure_versioned);
+    };
+    (@pair $kind:ident, $single:ident, $versioned:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $single() {
+            run($crate::stores::Kind::$kind, $crate::stores::LayoutKind::Single).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $versioned() {
+            run($crate::stores::Kind::$kind, $crate::stores::LayoutKind::Versioned).await
+        }
+    };
 }

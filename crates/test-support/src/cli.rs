@@ -1,7 +1,9 @@
-//! What the program's tests share: places to put databases (a local
-//! directory or a moto bucket) and ways to run the program.
-
-#![allow(dead_code)]
+//! What the tests of the `sqlite-s3` program share: places to put
+//! databases (a local directory, or a bucket on moto, SeaweedFS or Azurite)
+//! and ways to run the program.
+//!
+//! The program is the one cargo built for the tests of sqlite-s3-cli:
+//! [`program`] finds it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -10,8 +12,7 @@ use tempfile::TempDir;
 
 pub const SECRET: &str = "cli-test-secret-never-printed";
 /// The well-known key of Azurite's account.
-pub const AZURITE_KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+pub const AZURITE_KEY: &str = crate::Azurite::KEY;
 
 /// Where databases go for one test: a local directory, or a moto bucket.
 pub struct Place {
@@ -33,7 +34,7 @@ impl Place {
     }
 
     pub fn s3() -> Option<Self> {
-        let moto = test_support::Moto::shared()?;
+        let moto = crate::Moto::shared()?;
         Some(Self {
             dir: tempfile::tempdir().unwrap(),
             bucket_url: format!("s3://{}", moto.unique_bucket("cli")),
@@ -43,7 +44,7 @@ impl Place {
 
     /// A bucket on a real SeaweedFS server.
     pub fn seaweed() -> Option<Self> {
-        let seaweed = test_support::Seaweed::shared()?;
+        let seaweed = crate::Seaweed::shared()?;
         Some(Self {
             dir: tempfile::tempdir().unwrap(),
             bucket_url: format!("s3://{}", seaweed.unique_bucket("cli")),
@@ -53,7 +54,7 @@ impl Place {
 
     /// A container on the Azurite emulator.
     pub fn azure() -> Option<Self> {
-        let azurite = test_support::Azurite::shared()?;
+        let azurite = crate::Azurite::shared()?;
         Some(Self {
             dir: tempfile::tempdir().unwrap(),
             bucket_url: format!("az://{}", azurite.unique_container("cli")),
@@ -77,8 +78,33 @@ impl Place {
     }
 }
 
+/// The `sqlite-s3` program under test: `CARGO_BIN_EXE_sqlite-s3`, which
+/// cargo sets when it runs the tests of sqlite-s3-cli, else the program
+/// beside the directory of the running test (cargo puts
+/// `target/debug/deps/cli-*` and `target/debug/sqlite-s3` there).
+pub fn program() -> PathBuf {
+    if let Some(path) = std::env::var_os("CARGO_BIN_EXE_sqlite-s3").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    let test = std::env::current_exe().expect("the path of the running test");
+    let beside = test
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join(format!("sqlite-s3{}", std::env::consts::EXE_SUFFIX)));
+    match beside {
+        Some(path) if path.exists() => path,
+        _ => panic!(
+            "the sqlite-s3 program was not found: run the tests with `cargo test -p sqlite-s3-cli`, \
+             or set CARGO_BIN_EXE_sqlite-s3 to its path"
+        ),
+    }
+}
+
+/// The program with a clean environment for stores: none of the caller's
+/// AWS, Azure or Google settings, made-up AWS credentials, Azurite's
+/// account, and `endpoint` for both.
 pub fn sqlite_s3(endpoint: Option<&str>) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sqlite-s3"));
+    let mut cmd = Command::new(program());
     for (key, _) in std::env::vars_os() {
         let name = key.to_string_lossy();
         if name.starts_with("AWS_")
@@ -175,4 +201,118 @@ pub fn mark_open(working_copy: &Path) {
     let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
     state["status"] = "open".into();
     std::fs::write(state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+}
+
+/// Runs each named behaviour `fn NAME(place: &Place)` on every store a
+/// process of its own can reach (a local directory, moto, SeaweedFS,
+/// Azurite), as tests `NAME::file`, `NAME::s3`, `NAME::seaweed` and
+/// `NAME::azure`. A store whose server is not installed skips (unless the
+/// servers are required, as in CI).
+#[macro_export]
+macro_rules! on_every_place {
+    ($($name:ident),* $(,)?) => {
+        $crate::on_places!([file, s3, seaweed, azure] $($name),*);
+    };
+}
+
+/// [`on_every_place!`](crate::on_every_place) on the stores listed:
+/// `on_places!([s3, seaweed, azure] NAME, ...)`.
+#[macro_export]
+macro_rules! on_places {
+    ($places:tt $($name:ident),* $(,)?) => {$(
+        mod $name {
+            fn run(place: Option<$crate::cli::Place>) {
+                if let Some(place) = place {
+                    super::$name(&place)
+                }
+            }
+            $crate::__place_tests!(@each $places);
+        }
+    )*};
+}
+
+/// Runs each named behaviour `fn NAME(place: &Place, layout: &str)` on
+/// every store a process of its own can reach and with a database created
+/// in each layout (`layout` is what `--layout` takes: "single" or
+/// "versioned"), as tests `NAME::file_single`, `NAME::azure_versioned` and
+/// so on.
+#[macro_export]
+macro_rules! on_every_place_and_layout {
+    ($($name:ident),* $(,)?) => {
+        $crate::on_places_and_layouts!([file, s3, seaweed, azure] $($name),*);
+    };
+}
+
+/// [`on_every_place_and_layout!`](crate::on_every_place_and_layout) on the
+/// stores listed: `on_places_and_layouts!([s3, seaweed, azure] NAME, ...)`.
+#[macro_export]
+macro_rules! on_places_and_layouts {
+    ($places:tt $($name:ident),* $(,)?) => {$(
+        mod $name {
+            fn run(place: Option<$crate::cli::Place>, layout: &str) {
+                if let Some(place) = place {
+                    super::$name(&place, layout)
+                }
+            }
+            $crate::__place_and_layout_tests!(@each $places);
+        }
+    )*};
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __place {
+    (file) => {
+        Some($crate::cli::Place::file())
+    };
+    (s3) => {
+        $crate::cli::Place::s3()
+    };
+    (seaweed) => {
+        $crate::cli::Place::seaweed()
+    };
+    (azure) => {
+        $crate::cli::Place::azure()
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __place_tests {
+    (@each [$($place:ident),* $(,)?]) => {$(
+        #[test]
+        fn $place() {
+            run($crate::__place!($place))
+        }
+    )*};
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __place_and_layout_tests {
+    (@each [$($place:ident),* $(,)?]) => {$(
+        $crate::__place_and_layout_tests!($place);
+    )*};
+    (file) => {
+        $crate::__place_and_layout_tests!(@pair file, file_single, file_versioned);
+    };
+    (s3) => {
+        $crate::__place_and_layout_tests!(@pair s3, s3_single, s3_versioned);
+    };
+    (seaweed) => {
+        $crate::__place_and_layout_tests!(@pair seaweed, seaweed_single, seaweed_versioned);
+    };
+    (azure) => {
+        $crate::__place_and_layout_tests!(@pair azure, azure_single, azure_versioned);
+    };
+    (@pair $place:ident, $single:ident, $versioned:ident) => {
+        #[test]
+        fn $single() {
+            run($crate::__place!($place), "single")
+        }
+        #[test]
+        fn $versioned() {
+            run($crate::__place!($place), "versioned")
+        }
+    };
 }
