@@ -22,6 +22,26 @@ except ImportError as e:
     print(f"moto-missing: {e}", file=sys.stderr, flush=True)
     sys.exit(3)
 
+# moto checks If-Match / If-None-Match and then stores the object, in two
+# steps and without a lock: two conditional PUTs racing on one key can both
+# pass the check, and the second silently replaces the first. S3 decides
+# conditional writes atomically, and the races in the tests rely on it, so
+# object PUTs are made one at a time here.
+import threading
+
+from moto.s3.responses import S3Response
+
+_put_lock = threading.Lock()
+_put_object = S3Response.put_object
+
+
+def _put_object_atomically(self, *args, **kwargs):
+    with _put_lock:
+        return _put_object(self, *args, **kwargs)
+
+
+S3Response.put_object = _put_object_atomically
+
 # werkzeug logs one line per request to stderr; the tests do not need them,
 # and a test process that never reads the pipe must not be able to fill it.
 logging.getLogger("werkzeug").setLevel(logging.ERROR)

@@ -39,6 +39,7 @@ on_every_store!(
     serves_byte_ranges,
     lists_under_a_prefix_and_tells_a_missing_object,
     writers_racing_on_one_object_each_land_once,
+    of_creates_racing_on_one_key_exactly_one_wins,
 );
 
 async fn creates_only_what_is_absent(backend: Backend) {
@@ -237,4 +238,39 @@ async fn the_local_directory_store_passes_object_stores_own_checks() {
     object_store::integration::list_uses_directories_correctly(&store).await;
     object_store::integration::list_with_delimiter(&store).await;
     object_store::integration::stream_get(&store).await;
+}
+
+/// Twelve creates (`If-None-Match: *`) race on each of four fresh keys:
+/// exactly one of each lands, and the object is the winner's. A store (or
+/// a mock: moto checks and stores in two steps, so the test server makes
+/// its PUTs one at a time) that lets two win loses a version commit.
+async fn of_creates_racing_on_one_key_exactly_one_wins(backend: Backend) {
+    let (store, key) = store(&backend);
+    for round in 0..4 {
+        let key = Path::from(format!("{key}-{round}"));
+        let racers = (0..12).map(|n| {
+            let (store, key) = (store.clone(), key.clone());
+            tokio::spawn(async move {
+                let body = format!("writer {n}");
+                let won = store
+                    .put_opts(&key, body.clone().into(), mode(PutMode::Create))
+                    .await
+                    .is_ok();
+                (won, body)
+            })
+        });
+        let results: Vec<_> = futures::future::join_all(racers)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let winners: Vec<_> = results
+            .iter()
+            .filter(|(won, _)| *won)
+            .map(|(_, body)| body.clone())
+            .collect();
+        assert_eq!(winners.len(), 1, "{:?} round {round}: {winners:?}", backend.kind);
+        let bytes = store.get(&key).await.unwrap().bytes().await.unwrap();
+        assert_eq!(bytes.as_ref(), winners[0].as_bytes(), "{:?}", backend.kind);
+    }
 }
