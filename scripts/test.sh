@@ -17,7 +17,8 @@ source scripts/test-env.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0 doc_status=0
-cargo test --workspace --all-targets "$@" 2>&1 | tee "$log" || status=$?
+# --no-fail-fast: one failing test binary does not hide the others.
+cargo test --workspace --all-targets --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 cargo test --workspace --doc "$@" 2>&1 | tee -a "$log" || doc_status=$?
 # Each optional feature on its own (driver adapters, the Lambda layer), as an
 # application that uses only that one builds it:
