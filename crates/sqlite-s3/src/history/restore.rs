@@ -42,7 +42,10 @@ pub async fn restore(remote: &Remote, point: RestorePoint) -> Result<u64> {
             .max()
             .ok_or_else(|| Error::VersionNotFound {
                 url: remote.url().to_string(),
-                wanted: format!("version committed at or before {}", Timestamp::from(time)),
+                wanted: format!(
+                    "version committed at or before {}",
+                    chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
             })?,
     };
     let layout = Versioned::default();
