@@ -11,7 +11,7 @@ use std::time::Duration;
 use sqlite_s3::{Error, LayoutKind, Options, PendingChanges, PublishOutcome, Remote, Session, StoreOptions};
 use test_support::fault_store::{Fault, Faults, Op};
 use test_support::stores::{Backend, Kind, SECRET_KEY, count_rows};
-use test_support::{on_every_store, on_every_store_and_layout};
+use test_support::{on_every_store, on_every_store_and_layout, on_stores_and_layouts};
 
 /// The keys whose PUT decides whether a commit lands: the single object,
 /// or a manifest.
@@ -543,21 +543,9 @@ async fn a_download_that_breaks_off_while_the_object_changes_starts_over(backend
     writer.close().await.unwrap();
 
     let (remote, faults) = faulty(&backend);
-    let (other_url, other_options) = (url.clone(), backend.options());
-    let commit_meanwhile = move || {
-        let (url, options) = (other_url.clone(), other_options.clone());
-        std::thread::spawn(move || {
-            let mut other = sqlite_s3::blocking::Session::open(&url, &options).unwrap();
-            other
-                .transaction(|tx| Ok(tx.execute("INSERT INTO c VALUES (2, NULL)", [])?))
-                .unwrap();
-            other.close().unwrap();
-        })
-        .join()
-        .unwrap();
-    };
+    let commit_meanwhile = commit_elsewhere(url.clone(), backend.options(), "INSERT INTO c VALUES (2, NULL)");
     faults.once(Op::Get, |key| key == "app.db", Fault::ShortBody);
-    faults.once(Op::Get, |key| key == "app.db", Fault::Call(Arc::new(commit_meanwhile)));
+    faults.once(Op::Get, |key| key == "app.db", Fault::Call(commit_meanwhile));
     let db = Session::open_remote(remote, &backend.options()).await.unwrap();
     let twos: i64 = db
         .connection()
@@ -567,134 +555,55 @@ async fn a_download_that_breaks_off_while_the_object_changes_starts_over(backend
     assert_eq!(faults.stats().short_bodies, 1);
 }
 
+on_stores_and_layouts!([memory, file] a_conflict_reports_every_try_of_the_change);
+
 /// A change sent twice (the first try's outcome was unknown, the second
 /// lost to another writer) reports both tries in its conflict, and neither
 /// landed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_conflict_reports_every_try_of_the_change() {
-    for (kind, layout) in [
-        (Kind::Memory, LayoutKind::Single),
-        (Kind::Memory, LayoutKind::Versioned),
-        (Kind::File, LayoutKind::Single),
-        (Kind::File, LayoutKind::Versioned),
-    ] {
-        let backend = Backend::new(kind).unwrap();
-        let (remote, faults) = faulty(&backend);
-        let mut db = Session::open_remote(remote, &options(&backend, layout)).await.unwrap();
-        add(&mut db, 1).await.unwrap();
-        db.connection().execute("INSERT INTO c VALUES (2)", []).unwrap();
-        faults.always(Op::Put, commit_point, Fault::Status(503));
-        assert!(matches!(db.publish().await, Err(Error::OutcomeUnknown { .. })));
-        faults.clear();
-        let (url, other_options) = (backend.url("app.db"), backend.options());
-        let other_writer = move || {
-            let (url, options) = (url.clone(), other_options.clone());
-            std::thread::spawn(move || {
-                let mut other = sqlite_s3::blocking::Session::open(&url, &options).unwrap();
-                other
-                    .transaction(|tx| Ok(tx.execute("INSERT INTO c VALUES (3)", [])?))
-                    .unwrap();
-                other.close().unwrap();
-            })
-            .join()
-            .unwrap();
-        };
-        faults.once(Op::Put, commit_point, Fault::Call(Arc::new(other_writer)));
-        let err = db.publish().await.unwrap_err();
-        assert!(
-            matches!(err, Error::Conflict { attempts: 2, .. }),
-            "{kind:?} {layout:?}: {err}"
-        );
-        assert!(err.to_string().contains("(2 attempt(s))"), "{err}");
-        assert_eq!(err.kind(), sqlite_s3::ErrorKind::Conflict);
-        db.discard().await.unwrap();
-        assert_eq!(rows_in_remote(&backend, layout, 2).await, 0, "{kind:?} {layout:?}");
-        assert_eq!(rows_in_remote(&backend, layout, 3).await, 1, "{kind:?} {layout:?}");
-    }
-}
-
-/// A working copy that changes while its chunks are sent is not committed
-/// (the manifest, the commit point, is never sent): passing contention,
-/// `TryAgain`. With no try of it in flight, the retrying transaction runs
-/// the change again, and it lands once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_copy_that_changes_while_it_is_sent_is_run_again_by_the_transaction() {
-    use std::io::{Seek, SeekFrom, Write};
-    let backend = Backend::new(Kind::Memory).unwrap();
+async fn a_conflict_reports_every_try_of_the_change(backend: Backend, layout: LayoutKind) {
     let (remote, faults) = faulty(&backend);
-    let mut db = Session::open_remote(remote, &options(&backend, LayoutKind::Versioned))
-        .await
-        .unwrap();
+    let mut db = Session::open_remote(remote, &options(&backend, layout)).await.unwrap();
     add(&mut db, 1).await.unwrap();
-    let copy = db.working_copy();
-    // More chunks than are sent at once: the last is read after the first
-    // is sent, and by then its bytes changed.
-    let scribble = move || {
-        let mut file = std::fs::OpenOptions::new().write(true).open(&copy).unwrap();
-        let len = file.metadata().unwrap().len();
-        file.seek(SeekFrom::Start(len - 10)).unwrap();
-        file.write_all(b"scribbled!").unwrap();
-    };
-    faults.once(Op::Put, |key| key.contains("/chunks/"), Fault::Call(Arc::new(scribble)));
-    let mut runs = 0;
-    db.transaction(|tx| {
-        runs += 1;
-        tx.execute_batch(
-            "CREATE TABLE pad(b BLOB);
-             INSERT INTO pad SELECT randomblob(4000) FROM
-               (WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 800) SELECT i FROM r);
-             INSERT INTO c VALUES (2);",
-        )?;
-        Ok(())
-    })
-    .await
-    .unwrap();
-    assert_eq!(runs, 2, "run again after the contention");
-    db.close().await.unwrap();
-    assert_eq!(rows_in_remote(&backend, LayoutKind::Versioned, 2).await, 1);
-}
-
-/// The same contention met by a plain publish is reported as `TryAgain`,
-/// naming the database; nothing was committed, and publishing again works.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_copy_that_changes_while_it_is_published_is_try_again() {
-    use std::io::{Seek, SeekFrom, Write};
-    let backend = Backend::new(Kind::Memory).unwrap();
-    let (remote, faults) = faulty(&backend);
-    let mut db = Session::open_remote(remote, &options(&backend, LayoutKind::Versioned))
-        .await
-        .unwrap();
-    add(&mut db, 1).await.unwrap();
-    db.connection()
-        .execute_batch(
-            "CREATE TABLE pad(b BLOB);
-             INSERT INTO pad SELECT randomblob(4000) FROM
-               (WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 800) SELECT i FROM r);",
-        )
-        .unwrap();
-    let copy = db.working_copy();
-    let original = std::fs::read(&copy).unwrap();
-    let scribble = {
-        let copy = copy.clone();
-        move || {
-            let mut file = std::fs::OpenOptions::new().write(true).open(&copy).unwrap();
-            let len = file.metadata().unwrap().len();
-            file.seek(SeekFrom::Start(len - 10)).unwrap();
-            file.write_all(b"scribbled!").unwrap();
-        }
-    };
-    faults.once(Op::Put, |key| key.contains("/chunks/"), Fault::Call(Arc::new(scribble)));
+    db.connection().execute("INSERT INTO c VALUES (2)", []).unwrap();
+    faults.always(Op::Put, commit_point, Fault::Status(503));
+    assert!(matches!(db.publish().await, Err(Error::OutcomeUnknown { .. })));
+    faults.clear();
+    let other_writer = commit_elsewhere(backend.url("app.db"), backend.options(), "INSERT INTO c VALUES (3)");
+    faults.once(Op::Put, commit_point, Fault::Call(other_writer));
     let err = db.publish().await.unwrap_err();
-    assert!(matches!(err, Error::TryAgain { .. }), "{err}");
-    assert_eq!(err.kind(), sqlite_s3::ErrorKind::TryAgain);
-    assert!(err.to_string().contains(&backend.url("app.db")), "{err}");
     assert!(
-        err.to_string().contains("changed while it was being published"),
-        "{err}"
+        matches!(err, Error::Conflict { attempts: 2, .. }),
+        "{:?} {layout:?}: {err}",
+        backend.kind
     );
-    assert_eq!(db.version(), Some(sqlite_s3::Version::Numbered(1)), "nothing committed");
-    // Put back as it was (what the application committed), it publishes.
-    std::fs::write(&copy, original).unwrap();
-    assert!(matches!(db.publish().await.unwrap(), PublishOutcome::Published { .. }));
-    assert_eq!(db.version(), Some(sqlite_s3::Version::Numbered(2)));
+    assert!(err.to_string().contains("(2 attempt(s))"), "{err}");
+    assert_eq!(err.kind(), sqlite_s3::ErrorKind::Conflict);
+    db.discard().await.unwrap();
+    assert_eq!(
+        rows_in_remote(&backend, layout, 2).await,
+        0,
+        "{:?} {layout:?}",
+        backend.kind
+    );
+    assert_eq!(
+        rows_in_remote(&backend, layout, 3).await,
+        1,
+        "{:?} {layout:?}",
+        backend.kind
+    );
+}
+
+/// A hook that commits `sql` to `url` through a session of its own (another
+/// writer, on another thread), and returns once that commit is published.
+fn commit_elsewhere(url: String, options: Options, sql: &'static str) -> Arc<dyn Fn() + Send + Sync> {
+    Arc::new(move || {
+        let (url, options) = (url.clone(), options.clone());
+        std::thread::spawn(move || {
+            let mut other = sqlite_s3::blocking::Session::open(&url, &options).unwrap();
+            other.transaction(|tx| Ok(tx.execute(sql, [])?)).unwrap();
+            other.close().unwrap();
+        })
+        .join()
+        .unwrap();
+    })
 }

@@ -351,6 +351,18 @@ impl std::fmt::Display for Reply {
     }
 }
 
+/// Creates bucket `name` with a PUT on the S3 server `server` (at `port`,
+/// reached as `endpoint`); panics with the server's output when it refuses.
+fn create_bucket(server: &str, guard: &Guarded, port: u16, endpoint: &str, name: &str) {
+    let reply = http(port, "PUT", &format!("/{name}"), &[], b"")
+        .unwrap_or_else(|e| panic!("creating bucket {name} on {server} at {endpoint}: {e}"));
+    assert!(
+        reply.status == 200,
+        "creating bucket {name} on {server} at {endpoint}: {reply}\nits output:\n{}",
+        guard.log()
+    );
+}
+
 /// Sends one HTTP/1.1 request to 127.0.0.1:`port` and reads the response
 /// to its end. `Content-Length` is added unless in `headers`.
 fn http(port: u16, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<Reply> {
@@ -522,14 +534,7 @@ impl Seaweed {
     /// bucket name of 3 to 63 characters. Panics when the server refuses it.
     pub fn unique_bucket(&self, prefix: &str) -> String {
         let name = bucket_name(prefix, std::process::id(), NAMES.fetch_add(1, Ordering::Relaxed));
-        let reply = http(self.port, "PUT", &format!("/{name}"), &[], b"")
-            .unwrap_or_else(|e| panic!("creating bucket {name} on SeaweedFS at {}: {e}", self.endpoint()));
-        assert!(
-            reply.status == 200,
-            "creating bucket {name} on SeaweedFS at {}: {reply}\nits output:\n{}",
-            self.endpoint(),
-            self.guard.log()
-        );
+        create_bucket("SeaweedFS", &self.guard, self.port, &self.endpoint(), &name);
         name
     }
 }
@@ -793,14 +798,7 @@ impl Rclone {
     /// beside it: rclone caches the directory's listing, and would not see
     /// a bucket made once it has listed the buckets.
     pub fn bucket(&self, name: &str) -> String {
-        let reply = http(self.port, "PUT", &format!("/{name}"), &[], b"")
-            .unwrap_or_else(|e| panic!("creating bucket {name} on rclone at {}: {e}", self.endpoint()));
-        assert!(
-            reply.status == 200,
-            "creating bucket {name} on rclone at {}: {reply}\nits output:\n{}",
-            self.endpoint(),
-            self.guard.log()
-        );
+        create_bucket("rclone", &self.guard, self.port, &self.endpoint(), name);
         name.to_string()
     }
 }
