@@ -79,6 +79,17 @@ impl InFlight {
         self
     }
 
+    /// The try being made (the last recorded), and its token. A layout's
+    /// publish is only ever called with it recorded.
+    pub fn current(&self) -> (usize, &CommitToken) {
+        let this = self
+            .attempts
+            .len()
+            .checked_sub(1)
+            .expect("the try being made is recorded");
+        (this, &self.attempts[this].token)
+    }
+
     /// Whether `token` is one of the tries, and which.
     pub fn attempt(&self, token: &CommitToken) -> Option<usize> {
         self.attempts.iter().position(|a| a.token == *token)

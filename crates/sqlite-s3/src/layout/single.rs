@@ -178,12 +178,7 @@ impl Layout for SingleObject {
         in_flight: &InFlight,
         progress: Option<&ProgressFn>,
     ) -> Result<Found> {
-        let this = in_flight
-            .attempts
-            .len()
-            .checked_sub(1)
-            .expect("the try being made is recorded");
-        let token = &in_flight.attempts[this].token;
+        let (this, token) = in_flight.current();
         let bytes = tokio::fs::read(file).await.map_err(Error::io("reading", file))?;
         let total = bytes.len() as u64;
         if base.is_none() && Versioned::default().exists(remote).await? {

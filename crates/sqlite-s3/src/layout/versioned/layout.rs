@@ -61,12 +61,7 @@ impl Layout for Versioned {
         progress: Option<&ProgressFn>,
     ) -> Result<Found> {
         let keys = Keys::new(remote);
-        let this = in_flight
-            .attempts
-            .len()
-            .checked_sub(1)
-            .expect("the try being made is recorded");
-        let token = &in_flight.attempts[this].token;
+        let (this, token) = in_flight.current();
         let parent: Option<Manifest> = match (mode, base) {
             (WriteMode::LastWriterWins, _) => self.latest(remote, &keys).await?,
             (WriteMode::Conditional, None) => None,

@@ -145,8 +145,7 @@ impl Versioned {
         in_flight: &InFlight,
         progress: Option<&ProgressFn>,
     ) -> Result<Found> {
-        let this = in_flight.attempts.len() - 1;
-        let token = &in_flight.attempts[this].token;
+        let (this, token) = in_flight.current();
         let manifest = self.upload_version(remote, keys, file, None, token, progress).await?;
         match self
             .create_first(remote, keys, &manifest, true, |writer| in_flight.attempt(writer))
